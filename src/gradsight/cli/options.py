@@ -1,0 +1,85 @@
+"""Every command-line option, declared once, and the mapping from options to a TrainConfig."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import re
+from pathlib import Path
+
+from gradsight.config import OPTIMIZERS, TrainConfig
+
+__all__ = ["add_data_model_options", "add_train_options", "config_from_args", "default_run_dir"]
+
+_DEFAULTS = TrainConfig()
+
+
+def add_data_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that choose the data, the model, the seed and the device."""
+    g = parser.add_argument_group("data and model")
+    g.add_argument(
+        "--data", "--dataset", dest="dataset", default=_DEFAULTS.dataset, metavar="NAME",
+        help="fashion-mnist-mini (bundled, default), fashion-mnist, mnist, cifar10, synthetic, "
+        "or folder:PATH (one subfolder per class)",
+    )  # fmt: skip
+    g.add_argument(
+        "--data-dir", metavar="DIR",
+        help="folder holding the dataset's files (e.g. the four IDX files of an MNIST-style set); "
+        "default: a cache folder, downloaded into when online",
+    )  # fmt: skip
+    g.add_argument(
+        "--download", action="store_true", default=None,
+        help="download missing files into --data-dir with torchvision",
+    )  # fmt: skip
+    g.add_argument(
+        "--image-size", type=int, metavar="N", help="resize folder: images to NxN (default 32)"
+    )
+    g.add_argument(
+        "--model", default=_DEFAULTS.model, metavar="SPEC",
+        help="simple (the article's CNN, default), deep (VGG-style, 6 conv layers), "
+        "path/to/file.py:ClassName or package.module:ClassName",
+    )  # fmt: skip
+    g.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default 42)")
+    g.add_argument(
+        "--device", default=_DEFAULTS.device,
+        help="auto (cuda, then mps, then cpu; default), cpu, cuda, cuda:N or mps",
+    )  # fmt: skip
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Add the optimisation and output options of ``gradsight train``."""
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--optimizer", default=_DEFAULTS.optimizer, choices=OPTIMIZERS)
+    g.add_argument("--lr", type=float, default=_DEFAULTS.lr, help="learning rate (default 0.01)")
+    g.add_argument("--momentum", type=float, default=_DEFAULTS.momentum, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
+    g.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default 64")
+    g.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="default 3")
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--out", type=Path, metavar="RUN_DIR",
+        help="run folder to create (default: runs/<time>-<model>-<data>); must not hold files",
+    )  # fmt: skip
+    out.add_argument(
+        "--log-every", type=int, default=_DEFAULTS.log_every, metavar="N",
+        help="steps between progress updates and step lines in metrics.jsonl (default 20)",
+    )  # fmt: skip
+    out.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Build the frozen :class:`TrainConfig` from parsed options (the CLI's only Namespace use)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _slug(text: str) -> str:
+    tail = text.rsplit(":", 1)[-1] if ":" in text else text
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(tail).name).strip("-").lower() or "run"
+
+
+def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
+    """Return ``runs/<UTC time>-<model>-<data>``, a fresh run folder name."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{_slug(config.model)}-{_slug(config.dataset)}"

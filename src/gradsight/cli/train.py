@@ -1,0 +1,58 @@
+"""``gradsight train``: validate everything, then train with progress and record a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from gradsight.cli.options import config_from_args, default_run_dir
+from gradsight.cli.progress import ProgressDisplay, epoch_table
+from gradsight.errors import ConfigError
+from gradsight.observers import RunRecorder
+from gradsight.train import Observer, fit, prepare
+
+__all__ = ["run_train"]
+
+
+def _check_run_dir(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(
+            f"--out {path} already exists and is not an empty folder; choose another --out "
+            "or remove it (gradsight never overwrites a run)"
+        )
+
+
+def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Run ``gradsight train`` and return its exit code.
+
+    Every input is checked (config, data, model, device) before the run folder is created,
+    so bad input leaves nothing behind.
+    """
+    config = config_from_args(args)
+    run_dir: Path = args.out or default_run_dir(config)
+    _check_run_dir(run_dir)
+    prepared = prepare(config)
+    info = prepared.data.info
+    n_params = sum(p.numel() for p in prepared.model.parameters())
+    out.print(
+        f"gradsight: training {config.model} ({n_params:,} parameters) on {info.name} "
+        f"({info.train_size:,} train / {info.test_size:,} test, {info.channels}x"
+        f"{info.image_size[0]}x{info.image_size[1]}) on {prepared.device}, "
+        f"{config.optimizer} lr {config.lr}, batch {config.batch_size}, {config.epochs} epochs",
+        highlight=False,
+    )
+    observers: list[Observer] = [RunRecorder(run_dir, argv=args.argv)]
+    if not args.quiet:
+        observers.append(ProgressDisplay(out, prepared.data.train.num_batches(config.batch_size)))
+    try:
+        result = fit(prepared, observers)
+    except KeyboardInterrupt:
+        err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
+        raise
+    out.print(epoch_table(result.epochs))
+    if result.status != "completed":
+        err.print(f"gradsight: training {result.status}: {result.stop_reason}", markup=False)
+    out.print(f"Run folder: {run_dir}", highlight=False)
+    return 0 if result.status == "completed" else 1

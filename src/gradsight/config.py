@@ -1,0 +1,90 @@
+"""The run configuration: one frozen dataclass, saved into every run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gradsight.errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "TrainConfig"]
+
+#: Optimizers ``TrainConfig.optimizer`` accepts.
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _require_positive(name: str, value: float, flag: str) -> None:
+    if not value > 0:
+        raise ConfigError(f"{flag} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run computes.
+
+    The defaults are the article's: SGD with lr 0.01, batch size 64, CrossEntropyLoss, on
+    the bundled Fashion-MNIST subset. Two runs with the same config on the same device and
+    library versions write the same ``metrics.jsonl`` values.
+
+    Raises:
+        ConfigError: a value is out of range (non-positive lr, batch size, epochs...).
+    """
+
+    dataset: str = "fashion-mnist-mini"
+    data_dir: str | None = None
+    download: bool | None = None  # None: download into the cache only when data_dir is unset
+    image_size: int | None = None  # only for folder: and synthetic datasets
+    model: str = "simple"
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 3
+    seed: int = 42
+    device: str = "auto"
+    log_every: int = 20  # steps between metric syncs and step records
+
+    def __post_init__(self) -> None:
+        _require_positive("lr", self.lr, "--lr")
+        _require_positive("batch_size", self.batch_size, "--batch-size")
+        _require_positive("epochs", self.epochs, "--epochs")
+        _require_positive("log_every", self.log_every, "--log-every")
+        if self.image_size is not None:
+            _require_positive("image_size", self.image_size, "--image-size")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise ConfigError(
+                f"--momentum and --weight-decay must be >= 0, got {self.momentum!r} "
+                f"and {self.weight_decay!r}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"invalid optimizer '{self.optimizer}'. Valid optimizers: {', '.join(OPTIMIZERS)}"
+            )
+        if self.momentum and self.optimizer != "sgd":
+            raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        """Write the config as pretty JSON to ``path``."""
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        """Read a config written by :meth:`save`."""
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

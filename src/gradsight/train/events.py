@@ -1,0 +1,135 @@
+"""Named events the training loop emits, and the observer base class that receives them.
+
+Observers (the graph capture, backward trace, gradient monitor, run recorder, the CLI's
+progress display) plug into the loop through these events without editing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from gradsight.config import TrainConfig
+    from gradsight.data.base import DatasetInfo
+
+__all__ = ["EVENTS", "EpochRecord", "EventBus", "Observer", "StepRecord", "TrainState"]
+
+#: Every event, in the order one epoch emits them.
+EVENTS = (
+    "train_start",  # once, before the first batch
+    "epoch_start",
+    "after_forward",  # state.outputs and state.loss are set
+    "after_backward",  # every parameter's .grad is filled; the graph is freed
+    "before_step",  # last chance to read or clip gradients before optimizer.step()
+    "after_step",  # state.step counts optimizer steps done
+    "log",  # every config.log_every steps, with a StepRecord
+    "epoch_end",  # after evaluation, with an EpochRecord
+    "train_end",  # once, with the final status, also on error or Ctrl-C
+)
+
+
+@dataclass
+class TrainState:
+    """What the loop is doing right now; observers read it and may set ``should_stop``."""
+
+    config: TrainConfig
+    info: DatasetInfo
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    epoch: int = 0  # 1-based once training starts
+    step: int = 0  # optimizer steps done so far, over all epochs
+    batch_index: int = 0  # 0-based index of the batch inside the epoch
+    inputs: Tensor | None = None  # (B, C, H, W)
+    targets: Tensor | None = None  # (B,)
+    outputs: Tensor | None = None  # (B, num_classes)
+    loss: Tensor | None = None  # scalar
+    should_stop: bool = False
+    stop_reason: str | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop after the current step; ``reason`` ends up in the summary."""
+        self.should_stop = True
+        self.stop_reason = reason
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Metrics over the steps since the previous record (one line of ``metrics.jsonl``)."""
+
+    step: int
+    epoch: int
+    loss: float  # mean over the window's images
+    acc: float
+    lr: float
+    images: int  # images in the window
+    seconds: float  # wall time of the window (not reproducible, excluded from comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "step", **self.__dict__}
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch's train and test metrics (one line of ``metrics.jsonl``)."""
+
+    epoch: int
+    step: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "epoch", **self.__dict__}
+
+
+class Observer:
+    """Base class for anything that watches training; override only the events you need.
+
+    Every method receives the live :class:`TrainState`. An observer must not change the
+    model, the gradients or the optimizer unless that is its documented job (clipping);
+    it may call ``state.request_stop(reason)``.
+    """
+
+    def on_train_start(self, state: TrainState) -> None: ...
+    def on_epoch_start(self, state: TrainState) -> None: ...
+    def on_after_forward(self, state: TrainState) -> None: ...
+    def on_after_backward(self, state: TrainState) -> None: ...
+    def on_before_step(self, state: TrainState) -> None: ...
+    def on_after_step(self, state: TrainState) -> None: ...
+    def on_log(self, state: TrainState, record: StepRecord) -> None: ...
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None: ...
+    def on_train_end(self, state: TrainState, status: str) -> None: ...
+
+
+class EventBus:
+    """Deliver events to observers, calling only those that override each event."""
+
+    def __init__(self, observers: Sequence[Observer] = ()) -> None:
+        self._table: dict[str, list[Any]] = {}
+        for name in EVENTS:
+            method = f"on_{name}"
+            base = getattr(Observer, method)
+            self._table[name] = [
+                getattr(o, method) for o in observers if getattr(type(o), method, base) is not base
+            ]
+
+    def wants(self, name: str) -> bool:
+        """Return whether any observer listens to ``name`` (lets the loop skip work)."""
+        return bool(self._table[name])
+
+    def emit(self, name: str, *args: Any) -> None:
+        for callback in self._table[name]:
+            callback(*args)

@@ -1,0 +1,89 @@
+"""Turn a :class:`TrainConfig` into ready objects: seeded RNGs, data, device, model, optimizer.
+
+Everything that can fail on bad input fails here, before a run folder is created.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from gradsight.config import TrainConfig
+from gradsight.data import LoadedDataset, TensorSplit, load_dataset
+from gradsight.errors import ConfigError
+from gradsight.models import build_model, check_model_fits
+from gradsight.train.device import resolve_device
+
+__all__ = ["Prepared", "build_optimizer", "prepare", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and every CUDA device) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Return the optimizer ``config.optimizer`` names over ``model``'s parameters.
+
+    Raises:
+        ConfigError: an unknown optimizer name.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ConfigError(f"invalid optimizer '{config.optimizer}'. Valid optimizers: sgd, adam")
+
+
+@dataclass
+class Prepared:
+    """The objects a run trains with."""
+
+    config: TrainConfig
+    data: LoadedDataset
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+
+
+def _data_on(data: LoadedDataset, device: torch.device) -> LoadedDataset:
+    """Move in-memory splits to ``device`` once, so batches need no host-to-device copy."""
+    if device.type == "cpu":
+        return data
+    train, test = data.train, data.test
+    if isinstance(train, TensorSplit):
+        train = train.to(device)
+    if isinstance(test, TensorSplit):
+        test = test.to(device)
+    return LoadedDataset(info=data.info, train=train, test=test)
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Load the data, pick the device, build and check the model, build the optimizer.
+
+    Raises:
+        GradsightError: any input problem (data, model, device, optimizer), before any file
+            is written.
+    """
+    device = resolve_device(config.device)
+    data = load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        image_size=config.image_size,
+        download=config.download,
+        seed=config.seed,
+    )
+    seed_everything(config.seed)  # model init draws from torch's generator
+    model = build_model(config.model, data.info).to(device)
+    check_model_fits(model, data.info, device)
+    optimizer = build_optimizer(config, model)
+    return Prepared(config, _data_on(data, device), model, optimizer, device)
