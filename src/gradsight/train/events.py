@@ -126,10 +126,6 @@ class EventBus:
                 getattr(o, method) for o in observers if getattr(type(o), method, base) is not base
             ]
 
-    def wants(self, name: str) -> bool:
-        """Return whether any observer listens to ``name`` (lets the loop skip work)."""
-        return bool(self._table[name])
-
     def emit(self, name: str, *args: Any) -> None:
         for callback in self._table[name]:
             callback(*args)
