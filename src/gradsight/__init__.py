@@ -8,15 +8,15 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-from gradsight.config import TrainConfig  # noqa: E402
-from gradsight.errors import (  # noqa: E402
+from gradsight.config import TrainConfig
+from gradsight.errors import (
     ConfigError,
     DataError,
     DeviceError,
     GradsightError,
     ModelError,
 )
-from gradsight.models import DeepCNN, SimpleCNN, build_model  # noqa: E402
+from gradsight.models import DeepCNN, SimpleCNN, build_model
 
 __all__ = [
     "ConfigError",

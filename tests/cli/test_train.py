@@ -34,7 +34,15 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
     env = json.loads((run / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["seed"] == 42
     assert env["command_line"][:2] == ["gradsight", "train"]
-    for key in ("python", "torchvision", "cuda", "cudnn", "device_name", "git_commit", "started_at"):
+    for key in (
+        "python",
+        "torchvision",
+        "cuda",
+        "cudnn",
+        "device_name",
+        "git_commit",
+        "started_at",
+    ):
         assert key in env
     metrics = read_metrics(run / "metrics.jsonl")
     epochs = [m for m in metrics if m["kind"] == "epoch"]
@@ -55,7 +63,8 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
 def _values(run: Path) -> list[dict[str, object]]:
     """metrics.jsonl without the wall-clock fields."""
     return [
-        {k: v for k, v in m.items() if k not in {"seconds"}} for m in read_metrics(run / "metrics.jsonl")
+        {k: v for k, v in m.items() if k not in {"seconds"}}
+        for m in read_metrics(run / "metrics.jsonl")
     ]
 
 
@@ -116,7 +125,7 @@ def test_bad_input_one_line_exit_2_nothing_written(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     run = tmp_path / "run"
-    code, out, err = run_cli("train", *FAST, *args, "--out", str(run))
+    code, _, err = run_cli("train", *FAST, *args, "--out", str(run))
     assert code == ExitCode.USAGE == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -125,7 +134,9 @@ def test_bad_input_one_line_exit_2_nothing_written(
 
 def test_model_output_and_input_mismatch(tmp_path: Path) -> None:
     path = _bad_model_file(tmp_path)
-    code, _, err = run_cli("train", *FAST, "--model", f"{path}:FiveOut", "--out", str(tmp_path / "r"))
+    code, _, err = run_cli(
+        "train", *FAST, "--model", f"{path}:FiveOut", "--out", str(tmp_path / "r")
+    )
     assert code == 2 and "returned [2, 5]" in err and "expected logits of shape [2, 10]" in err
     assert not (tmp_path / "r").exists()
     code, _, err = run_cli(
@@ -146,7 +157,9 @@ def test_existing_run_folder_is_not_overwritten(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_on_cpu_machine_suggests_cpu(tmp_path: Path) -> None:
-    code, _, err = run_cli("train", "--data", "synthetic", "--device", "cuda", "--out", str(tmp_path / "r"))
+    code, _, err = run_cli(
+        "train", "--data", "synthetic", "--device", "cuda", "--out", str(tmp_path / "r")
+    )
     assert code == 2 and "use --device cpu" in err and not (tmp_path / "r").exists()
 
 

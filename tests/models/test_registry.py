@@ -77,7 +77,7 @@ def test_user_model_from_package_module(tiny_data: LoadedDataset) -> None:
     [
         ("missing/file.py:Net", r"model file 'missing/file.py' does not exist"),
         ("no_such_pkg_xyz.mod:Net", r"cannot import module 'no_such_pkg_xyz.mod'"),
-        ("gradsight.models.simple_cnn:Nope", r"has no class 'Nope'; nn.Module classes there: .*SimpleCNN"),
+        ("gradsight.models.simple_cnn:Nope", r"no class 'Nope'; nn.Module classes there: .*CNN"),
         ("gradsight.config:TrainConfig", r"is not a torch.nn.Module subclass"),
     ],
 )  # fmt: skip

@@ -8,6 +8,7 @@ from torch import nn
 
 from gradsight.config import TrainConfig
 from gradsight.data.base import LoadedDataset
+from gradsight.models import build_model
 from gradsight.train import (
     EVENTS,
     EpochRecord,
@@ -20,7 +21,6 @@ from gradsight.train import (
     fit,
     seed_everything,
 )
-from gradsight.models import build_model
 
 
 def _prepared(data: LoadedDataset, **overrides: object) -> Prepared:
@@ -82,9 +82,9 @@ def test_events_in_order_and_counts(tiny_data: LoadedDataset) -> None:
     assert result.status == "completed" and result.steps == 2 * batches
     assert rec.names[0] == "train_start" and rec.names[-1] == "train_end"
     first_step = rec.names[2:7]
-    assert first_step == ["after_forward", "after_backward", "before_step", "after_step"] + [
-        "after_forward"
-    ]
+    assert first_step == [
+        "after_forward", "after_backward", "before_step", "after_step", "after_forward",
+    ]  # fmt: skip
     assert rec.names.count("after_backward") == 2 * batches
     assert rec.names.count("log") == 2 * batches // 2
     assert rec.names.count("epoch_end") == 2
@@ -120,7 +120,9 @@ def test_loop_equals_hand_written_article_loop(tiny_data: LoadedDataset) -> None
         loss = criterion(reference(images), labels)
         loss.backward()
         optimizer.step()
-    for (name, a), b in zip(prepared.model.state_dict().items(), reference.state_dict().values()):
+    for (name, a), b in zip(
+        prepared.model.state_dict().items(), reference.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from gradsight.train.events import EpochRecord, Observer, StepRecord, TrainState
@@ -44,7 +51,7 @@ class ProgressDisplay(Observer):
         self.batches = batches_per_epoch
         self.live = console.is_terminal
         self._progress: Progress | None = None
-        self._task = 0
+        self._task = TaskID(0)
 
     def on_epoch_start(self, state: TrainState) -> None:
         if not self.live:

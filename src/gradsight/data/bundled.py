@@ -1,8 +1,8 @@
 """``fashion-mnist-mini``, the default dataset: real Fashion-MNIST images shipped in the package.
 
-A balanced subset (1,280 images per class for train, 200 for test), xz-compressed, built from the original
-files by ``scripts/build_fashion_mnist_mini.py``. Its sha256 ships beside it and is checked on
-every load. Fashion-MNIST is MIT-licensed, (c) 2017 Zalando SE: see
+A balanced subset (1,280 images per class for train, 200 for test), xz-compressed, built
+from the original files by ``scripts/build_fashion_mnist_mini.py``. Its sha256 ships beside
+it and is checked on every load. Fashion-MNIST is MIT-licensed, (c) 2017 Zalando SE: see
 ``assets/FASHION-MNIST-LICENSE.txt`` and ``assets/FASHION-MNIST-CITATION.txt``.
 """
 
@@ -57,7 +57,8 @@ def read_mini_npz(data: bytes, expected_sha256: str, *, source: str) -> LoadedDa
     """Check ``data`` against its sha256 and turn the ``.npz`` into a normalised dataset.
 
     Args:
-        data: the bytes of an xz-compressed ``.npz`` with uint8 ``train_images`` (N, 28, 28), ``train_labels``
+        data: the bytes of an xz-compressed ``.npz`` with uint8 ``train_images`` (N, 28, 28),
+            ``train_labels``
             (N,), ``test_images`` and ``test_labels``.
         expected_sha256: the hex digest ``data`` must have.
         source: where the bytes came from, for messages and ``DatasetInfo.source``.

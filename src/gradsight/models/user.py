@@ -1,4 +1,4 @@
-"""Import a user's own model class from ``path/to/file.py:ClassName`` or ``pkg.module:ClassName``."""
+"""Import a user's model class from ``path/to/file.py:ClassName`` or ``pkg.module:ClassName``."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ def import_model_class(spec: str) -> type[nn.Module]:
     """
     where, _, class_name = spec.rpartition(":")
     if not where or not class_name:
-        raise ModelError(f"model '{spec}' must look like path/to/file.py:ClassName or pkg.mod:Class")
+        raise ModelError(
+            f"model '{spec}' must look like path/to/file.py:ClassName or pkg.mod:Class"
+        )
     is_file = where.endswith(".py") or "/" in where or "\\" in where
     module = _load_file(Path(where)) if is_file else _load_module(where)
     cls = getattr(module, class_name, None)

@@ -70,7 +70,9 @@ def train_one_epoch(
     criterion = nn.CrossEntropyLoss()
     model.train()
     window, loss_total, hits_total, seen = _Window(), 0.0, 0, 0
-    batches = split.batches(config.batch_size, shuffle=True, generator=generator, device=state.device)
+    batches = split.batches(
+        config.batch_size, shuffle=True, generator=generator, device=state.device
+    )
     for state.batch_index, (inputs, targets) in enumerate(batches):
         state.inputs, state.targets = inputs, targets
         optimizer.zero_grad(set_to_none=True)
@@ -101,7 +103,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int, device: torch.device) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, split: Split, batch_size: int, device: torch.device
+) -> tuple[float, float]:
     """Return (mean cross-entropy, accuracy) of ``model`` on ``split``, in eval mode."""
     was_training = model.training
     model.eval()
