@@ -16,22 +16,27 @@ import torch
 __all__ = ["collect_env", "device_name", "git_commit"]
 
 
-def git_commit(path: Path | None = None) -> str | None:
-    """Return the commit of the git checkout holding ``path`` (gradsight's source), or None."""
-    where = path or Path(__file__).resolve().parent
+def _git(where: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit(path: Path | None = None) -> tuple[str | None, bool | None]:
+    """Return (commit, has uncommitted changes) of the checkout holding ``path``, or Nones.
+
+    ``path`` defaults to gradsight's own source, so a run records which gradsight made it.
+    """
+    where = path or Path(__file__).resolve().parent
+    commit = _git(where, "rev-parse", "HEAD")
+    if not commit:
+        return None, None
+    status = _git(where, "status", "--porcelain", "--untracked-files=no")
+    return commit, (bool(status) if status is not None else None)
 
 
 def device_name(device: torch.device) -> str:
@@ -59,10 +64,12 @@ def _version(module: str) -> str | None:
 def collect_env(device: torch.device, seed: int, argv: list[str]) -> dict[str, Any]:
     """Return ``env.json``'s content for a run on ``device``.
 
-    CUDA and cuDNN versions are null when torch has no CUDA; the git commit is null unless
-    gradsight runs from a checkout.
+    ``cuda`` and ``cudnn`` are the versions torch was built with (null for a CPU-only build);
+    ``cuda_available`` says whether this machine could use them. The git commit is null
+    unless gradsight runs from a checkout.
     """
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    commit, dirty = git_commit()
     return {
         "python": platform.python_version(),
         "executable": sys.executable,
@@ -71,8 +78,10 @@ def collect_env(device: torch.device, seed: int, argv: list[str]) -> dict[str, A
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "numpy": np.__version__,
-        "cuda": torch.version.cuda,
+        "cuda": torch.version.cuda,  # what torch was built with; null for CPU-only builds
         "cudnn": cudnn,
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_device_count": torch.cuda.device_count(),
         "device": str(device),
         "device_name": device_name(device),
         "cpu_count": os.cpu_count(),
@@ -80,6 +89,7 @@ def collect_env(device: torch.device, seed: int, argv: list[str]) -> dict[str, A
         "seed": seed,
         "command_line": argv,
         "cwd": os.getcwd(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

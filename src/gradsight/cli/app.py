@@ -11,7 +11,6 @@ from typing import IO, NoReturn
 from rich.console import Console
 
 from gradsight import __version__
-from gradsight.cli.options import add_data_model_options, add_train_options
 from gradsight.errors import GradsightError
 
 __all__ = ["ExitCode", "UsageError", "build_parser", "main"]
@@ -34,15 +33,19 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 Command = Callable[[argparse.Namespace, Console, Console], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser of every subcommand; each sets ``args.command`` to its handler."""
-    from gradsight.cli.train import run_train
+    """Return the parser of every subcommand; each sets ``args.command`` to its handler.
+
+    Each command module has ``register(subparsers)``, which adds its subparser and sets
+    ``command`` to a function ``(args, out, err) -> exit code``.
+    """
+    from gradsight.cli import train
 
     parser = _Parser(
         prog="gradsight",
@@ -51,16 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gradsight {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    train = sub.add_parser(
-        "train",
-        help="train a CNN with live progress and write a run folder",
-        description="Train a CNN (the article's SimpleCNN by default, on the bundled "
-        "Fashion-MNIST subset) and write runs/<name>/ with config.json, env.json, "
-        "metrics.jsonl, model.pt and summary.json.",
-    )
-    add_data_model_options(train)
-    add_train_options(train)
-    train.set_defaults(command=run_train)
+    for module in (train,):  # one module per command, in the order --help lists them
+        module.register(sub)
     return parser
 
 

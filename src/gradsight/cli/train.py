@@ -7,13 +7,32 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gradsight.cli.options import config_from_args, default_run_dir
+from gradsight.cli.options import (
+    add_data_model_options,
+    add_train_options,
+    config_from_args,
+    default_run_dir,
+)
 from gradsight.cli.progress import ProgressDisplay, epoch_table
 from gradsight.errors import ConfigError
 from gradsight.observers import RunRecorder
 from gradsight.train import Observer, fit, prepare
 
-__all__ = ["run_train"]
+__all__ = ["register", "run_train"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``gradsight train`` to the subcommands."""
+    parser = sub.add_parser(
+        "train",
+        help="train a CNN with live progress and write a run folder",
+        description="Train a CNN (the article's SimpleCNN by default, on the bundled "
+        "Fashion-MNIST subset) and write runs/<name>/ with config.json, env.json, "
+        "metrics.jsonl, model.pt and summary.json.",
+    )
+    add_data_model_options(parser)
+    add_train_options(parser)
+    parser.set_defaults(command=run_train)
 
 
 def _check_run_dir(path: Path) -> None:
