@@ -1,0 +1,345 @@
+"""Capture the real autograd graph behind a loss as plain data, with the gradient on each edge.
+
+``capture_graph`` walks ``loss.grad_fn`` iteratively (no recursion limit) and records every
+backward node, the parameter leaves by qualified name, shapes, saved-tensor metadata and the
+module each op belongs to. ``GraphCapture.gradients()`` hooks the existing nodes
+(``Node.register_hook``) so that one ``backward()`` fills in the gradient flowing along each
+edge. Nothing here adds a node to the graph or changes a gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.graph import Node
+
+from gradsight.observers.handles import HookHandle
+from gradsight.observers.modules import ModuleTracker
+
+__all__ = [
+    "AutogradGraph",
+    "GraphCapture",
+    "GraphEdge",
+    "GraphNode",
+    "NoGradParam",
+    "SavedTensor",
+    "capture_backward",
+    "capture_graph",
+]
+
+LOSS_ID = "loss"
+
+
+@dataclass(frozen=True)
+class SavedTensor:
+    """One ``_saved_*`` attribute of a backward node: a tensor's metadata, or a small value."""
+
+    name: str  # without the _saved_ prefix, e.g. "self", "mat1", "result"
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    value: str | None = None  # repr of a non-tensor value (ints, tuples), cut to 60 chars
+
+
+@dataclass(frozen=True)
+class GradStats:
+    """Size of one gradient tensor."""
+
+    shape: tuple[int, ...]
+    norm: float  # L2 norm; NaN when the tensor holds NaN/Inf
+    nonfinite: int  # count of NaN/Inf entries
+
+
+@dataclass
+class GraphNode:
+    """A backward op, a parameter (or other leaf), or the loss itself."""
+
+    id: str
+    kind: str  # "op" | "param" | "input" | "loss"; "module" in a module-level view
+    name: str  # "ConvolutionBackward0", or the parameter's name "conv1.weight"
+    module: str | None  # qualified name of the module that created it; None if unknown/root
+    shape: tuple[int, ...] | None  # forward output shape (the parameter's shape for leaves)
+    grad_norm: float | None = None  # params: ||p.grad||; ops: norm of the gradient received
+    nonfinite: int = 0
+    saved: tuple[SavedTensor, ...] = ()
+    ops: tuple[str, ...] = ()  # module-level nodes: the ops collapsed into this module
+
+
+@dataclass
+class GraphEdge:
+    """Gradient flow from ``src`` (nearer the loss) to ``dst`` (the input it is for)."""
+
+    src: str
+    dst: str
+    shape: tuple[int, ...] | None
+    grad_norm: float | None = None
+    nonfinite: int = 0
+
+
+@dataclass(frozen=True)
+class NoGradParam:
+    """A parameter that got no gradient, and why."""
+
+    name: str
+    reason: str  # "detached" | "frozen"
+
+    @property
+    def explanation(self) -> str:
+        if self.reason == "frozen":
+            return f"{self.name}: frozen (requires_grad=False), so no gradient is computed for it"
+        return (
+            f"{self.name}: detached: requires a gradient but is not reachable from the loss "
+            "(a .detach(), torch.no_grad() or a branch not used by the loss cuts it off)"
+        )
+
+
+@dataclass
+class AutogradGraph:
+    """The backward graph of one loss as plain data; render it with ``gradsight.reports``."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    no_grad_params: list[NoGradParam] = field(default_factory=list)
+    level: str = "op"  # "op" or "module"
+
+    def node(self, node_id: str) -> GraphNode:
+        """Return the node with ``node_id``."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def params(self) -> list[GraphNode]:
+        return [n for n in self.nodes if n.kind == "param"]
+
+    def op_names(self) -> list[str]:
+        """Names of every autograd node (ops and AccumulateGrad), as torchviz lists them."""
+        return [
+            n.name if n.kind == "op" else "AccumulateGrad"
+            for n in self.nodes
+            if n.kind in ("op", "param", "input")
+        ]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Show the graph in Jupyter: SVG when Graphviz is installed, else a text summary."""
+        from gradsight.reports.graph_render import GraphvizMissing, render, to_dot  # lazy: upward
+
+        text = f"AutogradGraph({len(self.nodes)} nodes, {len(self.edges)} edges, {self.level})"
+        try:
+            svg = render(to_dot(self), "svg").decode("utf-8")
+        except GraphvizMissing:
+            return {"text/plain": text}
+        return {"image/svg+xml": svg, "text/plain": text}
+
+
+def _set_edge(edge: GraphEdge, stats: GradStats | None) -> None:
+    if stats is not None:
+        edge.grad_norm, edge.nonfinite = stats.norm, stats.nonfinite
+
+
+def _stats(grad: Tensor | None) -> GradStats | None:
+    if grad is None:
+        return None
+    g = grad.detach()
+    finite = torch.isfinite(g)
+    nonfinite = int(g.numel() - int(finite.sum()))
+    norm = float(torch.linalg.vector_norm(g.double())) if g.numel() else 0.0
+    return GradStats(tuple(g.shape), norm if nonfinite == 0 else math.nan, nonfinite)
+
+
+def _saved(node: Node) -> tuple[SavedTensor, ...]:
+    out = []
+    for attr in sorted(a for a in dir(node) if a.startswith("_saved_")):
+        name = attr[len("_saved_") :]
+        try:
+            value = getattr(node, attr)
+        except RuntimeError:  # freed by a backward pass already
+            continue
+        if isinstance(value, Tensor):
+            out.append(
+                SavedTensor(name, tuple(value.shape), str(value.dtype).replace("torch.", ""))
+            )
+        else:
+            out.append(SavedTensor(name, value=repr(value)[:60]))
+    return tuple(out)
+
+
+def _output_shape(node: Node, index: int = 0) -> tuple[int, ...] | None:
+    """Shape of the forward tensor whose gradient ``node`` receives at ``index``."""
+    variable = getattr(node, "variable", None)
+    if isinstance(variable, Tensor):
+        return tuple(variable.shape)
+    metadata = getattr(node, "_input_metadata", None)
+    if metadata is None or index >= len(metadata):
+        return None
+    return tuple(metadata[index].shape)
+
+
+class GraphCapture:
+    """Walk the graph behind ``loss`` and keep the node objects to hook a later ``backward()``.
+
+    Args:
+        loss: a tensor with a ``grad_fn`` (usually the scalar loss).
+        model: names parameters (``conv1.weight``) and lets frozen/detached ones be listed.
+        modules: a :class:`ModuleTracker` that watched the forward pass, for op -> module.
+
+    Raises:
+        ValueError: ``loss`` has no ``grad_fn`` (it does not require grad).
+    """
+
+    def __init__(
+        self, loss: Tensor, model: nn.Module | None = None, modules: ModuleTracker | None = None
+    ) -> None:
+        if loss.grad_fn is None:
+            raise ValueError(
+                "this tensor has no grad_fn: it was not computed from tensors that require "
+                "grad (was the forward pass run under torch.no_grad()?)"
+            )
+        self.loss = loss
+        self.model = model
+        self._param_names = {p: n for n, p in model.named_parameters()} if model else {}
+        self._ids: dict[Node, str] = {}
+        self._nodes: list[GraphNode] = [GraphNode(LOSS_ID, "loss", "loss", None, tuple(loss.shape))]
+        self._edges: list[GraphEdge] = [
+            GraphEdge(LOSS_ID, "n0", tuple(loss.shape))
+        ]  # the seed gradient, d loss / d loss
+        self._out_edges: dict[str, dict[int, GraphEdge]] = {}  # src id -> next_functions index
+        self._walk(loss.grad_fn, modules)
+
+    def _leaf(self, node: Node, node_id: str) -> GraphNode:
+        variable = node.variable  # type: ignore[attr-defined]
+        name = self._param_names.get(variable)
+        if name is None:
+            return GraphNode(node_id, "input", "input", None, tuple(variable.shape))
+        module = name.rpartition(".")[0] or None
+        return GraphNode(node_id, "param", name, module, tuple(variable.shape))
+
+    def _walk(self, root: Node, modules: ModuleTracker | None) -> None:
+        self._ids[root] = "n0"
+        order, stack = [root], [root]
+        while stack:  # iterative DFS: a 10,000-op chain must not hit the recursion limit
+            node = stack.pop()
+            for nxt, _ in node.next_functions:
+                if nxt is not None and nxt not in self._ids:
+                    self._ids[nxt] = f"n{len(self._ids)}"
+                    order.append(nxt)
+                    stack.append(nxt)
+        for node in order:
+            nid = self._ids[node]
+            if type(node).__name__ == "AccumulateGrad":
+                self._nodes.append(self._leaf(node, nid))
+                continue
+            module = modules.module_of(node) if modules else None
+            shape = _output_shape(node)
+            self._nodes.append(
+                GraphNode(nid, "op", type(node).__name__, module or None, shape, saved=_saved(node))
+            )
+            out = self._out_edges.setdefault(nid, {})
+            for k, (nxt, input_nr) in enumerate(node.next_functions):
+                if nxt is not None:
+                    out[k] = GraphEdge(nid, self._ids[nxt], _output_shape(nxt, input_nr))
+                    self._edges.append(out[k])
+
+    @contextmanager
+    def gradients(self) -> Iterator[HookHandle]:
+        """Hook every op node so the ``backward()`` run inside the block fills in gradients.
+
+        The hooks only read ``grad_inputs``/``grad_outputs`` and return None, so gradients
+        are unchanged. They are removed on exit, also on error.
+        """
+        handle = HookHandle()
+        for node, nid in self._ids.items():
+            if type(node).__name__ != "AccumulateGrad":
+                handle.add(node.register_hook(self._make_hook(nid)))
+        with handle:
+            yield handle
+        self._fill_params()
+
+    def _make_hook(self, nid: str) -> Any:
+        out_edges = self._out_edges.get(nid, {})
+
+        def hook(
+            grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
+        ) -> None:
+            received = _stats(grad_outputs[0]) if grad_outputs else None
+            self._set_node(nid, received)
+            if nid == "n0":
+                _set_edge(self._edges[0], received)
+            for k, edge in out_edges.items():
+                _set_edge(edge, _stats(grad_inputs[k]))
+
+        return hook
+
+    def _set_node(self, nid: str, stats: GradStats | None) -> None:
+        if stats is not None:
+            node = self._nodes[int(nid[1:]) + 1]  # _nodes[0] is the loss, then n0, n1, ...
+            node.grad_norm, node.nonfinite = stats.norm, stats.nonfinite
+
+    def _fill_params(self) -> None:
+        loss_node = self._nodes[0]
+        if self._edges[0].grad_norm is not None:
+            loss_node.grad_norm = self._edges[0].grad_norm
+        for node, nid in self._ids.items():
+            if type(node).__name__ == "AccumulateGrad":
+                stats = _stats(node.variable.grad)  # type: ignore[attr-defined]
+                self._set_node(nid, stats)
+
+    @property
+    def graph(self) -> AutogradGraph:
+        """The captured graph as plain data (a copy: later hooks do not change it)."""
+        nodes = [replace(n) for n in self._nodes]
+        edges = [replace(e) for e in self._edges]
+        return AutogradGraph(nodes, edges, self._no_grad_params(), "op")
+
+    def _no_grad_params(self) -> list[NoGradParam]:
+        if self.model is None:
+            return []
+        reached = {n.name for n in self._nodes if n.kind == "param"}
+        return [
+            NoGradParam(name, "frozen" if not p.requires_grad else "detached")
+            for name, p in self.model.named_parameters()
+            if name not in reached
+        ]
+
+
+def capture_graph(
+    loss: Tensor, model: nn.Module | None = None, modules: ModuleTracker | None = None
+) -> AutogradGraph:
+    """Return the autograd graph behind ``loss``, without gradients (no backward is run).
+
+    Call it before ``loss.backward()`` to also see saved-tensor shapes (backward frees them).
+    If ``backward()`` has already run and ``model`` is given, parameter nodes carry
+    ``||p.grad||``.
+
+    >>> from gradsight.models import SimpleCNN
+    >>> model = SimpleCNN(3, 10, 32)
+    >>> loss = model(torch.randn(4, 3, 32, 32)).logsumexp(1).mean()
+    >>> [n.name for n in capture_graph(loss, model).params()]
+    ['fc.bias', 'fc.weight', 'conv1.weight', 'conv1.bias']
+    """
+    capture = GraphCapture(loss, model, modules)
+    capture._fill_params()
+    return capture.graph
+
+
+def capture_backward(
+    loss: Tensor,
+    model: nn.Module | None = None,
+    modules: ModuleTracker | None = None,
+    retain_graph: bool = False,
+) -> AutogradGraph:
+    """Capture the graph behind ``loss``, run ``loss.backward()``, and return it with gradients.
+
+    Every edge carries the shape and L2 norm of the gradient that flowed along it, every
+    parameter node ``||p.grad||``. The ``.grad`` values are exactly those of a plain
+    ``loss.backward()``.
+    """
+    capture = GraphCapture(loss, model, modules)
+    with capture.gradients():
+        loss.backward(retain_graph=retain_graph)
+    return capture.graph

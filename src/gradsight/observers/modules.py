@@ -1,0 +1,90 @@
+"""Attribute autograd nodes to the module whose forward created them, with forward hooks.
+
+Forward hooks read tensors and their ``grad_fn``; they add no node to the autograd graph
+(unlike ``register_full_backward_hook``), so the graph we later show is the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.graph import Node
+
+from gradsight.observers.handles import HookHandle
+
+__all__ = ["ModuleTracker", "grad_fns"]
+
+
+def grad_fns(value: Any) -> Iterator[Node]:
+    """Yield the ``grad_fn`` of every tensor inside ``value`` (tensors, tuples, lists, dicts)."""
+    if isinstance(value, torch.Tensor):
+        if value.grad_fn is not None:
+            yield value.grad_fn
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from grad_fns(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from grad_fns(item)
+
+
+class ModuleTracker:
+    """Record, for each autograd node a forward pass creates, the innermost module that made it.
+
+    A pre-hook notes the ``grad_fn`` of a module's inputs; the forward hook walks back from
+    the outputs' ``grad_fn`` to those inputs and claims every node not yet claimed. Inner
+    modules finish first, so each node goes to the innermost module; nodes made in the root
+    module's own ``forward`` (a ``torch.flatten`` call, say) map to ``""``.
+
+    Use it as a context manager around the forward pass; its hooks are removed on exit.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    >>> with ModuleTracker(model) as tracker:
+    ...     out = model(torch.randn(4, 3))
+    >>> tracker.module_of(out.grad_fn)
+    '1'
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.owner: dict[Node, str] = {}
+        self._boundaries: list[set[Node]] = []
+        self._handle = HookHandle()
+        for name, module in model.named_modules():
+            self._handle.add(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
+            self._handle.add(module.register_forward_hook(self._make_hook(name)))
+
+    def _pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        self._boundaries.append(set(grad_fns(args)) | set(grad_fns(kwargs)))
+
+    def _make_hook(self, name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            boundary = self._boundaries.pop() if self._boundaries else set()
+            self._claim(list(grad_fns(output)), boundary, name)
+
+        return hook
+
+    def _claim(self, stack: list[Node], boundary: set[Node], name: str) -> None:
+        while stack:
+            node = stack.pop()
+            if node in boundary or node in self.owner or type(node).__name__ == "AccumulateGrad":
+                continue
+            self.owner[node] = name
+            stack.extend(nxt for nxt, _ in node.next_functions if nxt is not None)
+
+    def module_of(self, node: Node) -> str | None:
+        """Return the qualified name of the module that created ``node``, or None if unknown."""
+        return self.owner.get(node)
+
+    def remove(self) -> None:
+        """Remove the forward hooks; the recorded attribution stays readable."""
+        self._handle.remove()
+
+    def __enter__(self) -> ModuleTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

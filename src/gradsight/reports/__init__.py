@@ -1,0 +1,1 @@
+"""Renderers: turn observers' plain data into DOT, SVG, PNG, JSON and text."""
