@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import enum
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, NoReturn
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     Each command module has ``register(subparsers)``, which adds its subparser and sets
     ``command`` to a function ``(args, out, err) -> exit code``.
     """
-    from gradsight.cli import train
+    from gradsight.cli import graph, train
 
     parser = _Parser(
         prog="gradsight",
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gradsight {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for module in (train,):  # one module per command, in the order --help lists them
+    for module in (train, graph):  # one module per command, in the order --help lists them
         module.register(sub)
     return parser
 
@@ -73,8 +74,13 @@ def main(
         stderr: where errors go; default the real stderr.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    out = Console(file=stdout) if stdout is not None else Console()
+    out = Console(file=stdout, soft_wrap=True) if stdout is not None else Console(soft_wrap=True)
     err = Console(file=stderr, stderr=stderr is None, highlight=False, soft_wrap=True)
+
+    def show_warning(message: Warning | str, category: type[Warning], *_: object) -> None:
+        err.print(f"gradsight: warning: {message}", markup=False)
+
+    warnings.showwarning = show_warning  # type: ignore[assignment]  # one line, no source
     try:
         args = build_parser().parse_args(args_list)
         command: Command | None = getattr(args, "command", None)

@@ -68,6 +68,7 @@ class GraphNode:
     nonfinite: int = 0
     saved: tuple[SavedTensor, ...] = ()
     ops: tuple[str, ...] = ()  # module-level nodes: the ops collapsed into this module
+    call: int = 0  # which call of ``module`` created it, when a module runs more than once
 
 
 @dataclass
@@ -234,11 +235,14 @@ class GraphCapture:
             if type(node).__name__ == "AccumulateGrad":
                 self._nodes.append(self._leaf(node, nid))
                 continue
-            module = modules.module_of(node) if modules else None
-            shape = _output_shape(node)
+            module = (modules.module_of(node) if modules else None) or None
+            call = modules.call_of(node) if modules and module else 0
             self._nodes.append(
-                GraphNode(nid, "op", type(node).__name__, module or None, shape, saved=_saved(node))
-            )
+                GraphNode(
+                    nid, "op", type(node).__name__, module, _output_shape(node),
+                    saved=_saved(node), call=call,
+                )
+            )  # fmt: skip
             out = self._out_edges.setdefault(nid, {})
             for k, (nxt, input_nr) in enumerate(node.next_functions):
                 if nxt is not None:

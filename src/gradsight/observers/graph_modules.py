@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 from gradsight.observers.graph import AutogradGraph, GraphEdge, GraphNode
@@ -13,17 +12,10 @@ __all__ = ["module_view"]
 def _group(node: GraphNode) -> str | None:
     """The module-level node an op-level node belongs to; None for ops to see through."""
     if node.kind == "op":
-        return f"module:{node.module}" if node.module else None
+        if not node.module:
+            return None
+        return f"module:{node.module}" + (f"#{node.call}" if node.call else "")
     return node.id  # the loss, parameters and other leaves stay themselves
-
-
-def _combine(edges: list[GraphEdge]) -> tuple[tuple[int, ...] | None, float | None, int]:
-    """Shape, norm and non-finite count of several gradients taken as one tensor."""
-    if len(edges) == 1:
-        return edges[0].shape, edges[0].grad_norm, edges[0].nonfinite
-    norms = [e.grad_norm for e in edges if e.grad_norm is not None]
-    norm = math.sqrt(sum(n * n for n in norms)) if len(norms) == len(edges) else None
-    return None, norm, sum(e.nonfinite for e in edges)
 
 
 def _crossings(graph: AutogradGraph) -> dict[tuple[str, str], list[GraphEdge]]:
@@ -51,19 +43,19 @@ def _crossings(graph: AutogradGraph) -> dict[tuple[str, str], list[GraphEdge]]:
 
 
 def module_view(graph: AutogradGraph) -> AutogradGraph:
-    """Return ``graph`` with its ops collapsed into the modules that created them.
+    """Return ``graph`` with its ops collapsed into the modules (module calls) that made them.
 
-    A module node's shape and gradient are those of the gradient arriving at its output;
-    ops that belong to no module (e.g. ``torch.flatten`` in a ``forward``, the loss's own
-    ops) are seen through, so the gradient on an edge is the one entering the next module.
-    Parameters stay as leaves of their module.
+    A module node's shape and gradient are those its entry op received: the gradient of
+    the module's output, summed over every use. Ops that belong to no module (a
+    ``torch.flatten`` in a ``forward``, the loss's own ops) are seen through, so each edge
+    carries the gradient entering the next module; two op-level edges between the same
+    modules stay two edges. A module called twice (a ResNet block's ``relu``) gives two
+    nodes. Parameters stay as leaves of their module.
     """
     if graph.level == "module":
         return graph
     crossings = _crossings(graph)
-    entering: dict[str, list[GraphEdge]] = defaultdict(list)
-    for (_, target), edges in crossings.items():
-        entering[target].extend(edges)
+    entry_ids = {e.dst for edges in crossings.values() for e in edges}
     members: dict[str, list[GraphNode]] = defaultdict(list)
     for node in graph.nodes:
         group = _group(node)
@@ -74,11 +66,18 @@ def module_view(graph: AutogradGraph) -> AutogradGraph:
         if not group.startswith("module:"):
             nodes.append(group_nodes[0])
             continue
-        shape, norm, nonfinite = _combine(entering[group]) if entering[group] else (None, None, 0)
-        name = group[len("module:") :]
-        ops = tuple(n.name for n in group_nodes)
-        nodes.append(GraphNode(group, "module", name, name, shape, norm, nonfinite, ops=ops))
+        entry = next((n for n in group_nodes if n.id in entry_ids), group_nodes[0])
+        module = entry.module or ""
+        name = module + (f" (call {entry.call + 1})" if entry.call else "")
+        nodes.append(
+            GraphNode(
+                group, "module", name, module, entry.shape, entry.grad_norm, entry.nonfinite,
+                ops=tuple(n.name for n in group_nodes), call=entry.call,
+            )
+        )  # fmt: skip
     edges = [
-        GraphEdge(src, dst, *_combine(edge_list)) for (src, dst), edge_list in crossings.items()
+        GraphEdge(src, dst, e.shape, e.grad_norm, e.nonfinite)
+        for (src, dst), edge_list in crossings.items()
+        for e in edge_list
     ]
     return AutogradGraph(nodes, edges, list(graph.no_grad_params), "module")

@@ -35,7 +35,8 @@ class ModuleTracker:
     """Record, for each autograd node a forward pass creates, the innermost module that made it.
 
     A pre-hook notes the ``grad_fn`` of a module's inputs; the forward hook walks back from
-    the outputs' ``grad_fn`` to those inputs and claims every node not yet claimed. Inner
+    the outputs' ``grad_fn`` to those inputs (through nodes inner modules claimed) and claims
+    every node not yet claimed. Inner
     modules finish first, so each node goes to the innermost module; nodes made in the root
     module's own ``forward`` (a ``torch.flatten`` call, say) map to ``""``.
 
@@ -51,6 +52,8 @@ class ModuleTracker:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.owner: dict[Node, str] = {}
+        self.call: dict[Node, int] = {}  # which call of its module made the node (0, 1, ...)
+        self._calls: dict[str, int] = {}
         self._boundaries: list[set[Node]] = []
         self._handle = HookHandle()
         for name, module in model.named_modules():
@@ -63,21 +66,31 @@ class ModuleTracker:
     def _make_hook(self, name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             boundary = self._boundaries.pop() if self._boundaries else set()
-            self._claim(list(grad_fns(output)), boundary, name)
+            call = self._calls.get(name, 0)
+            self._calls[name] = call + 1
+            self._claim(list(grad_fns(output)), boundary, name, call)
 
         return hook
 
-    def _claim(self, stack: list[Node], boundary: set[Node], name: str) -> None:
+    def _claim(self, stack: list[Node], boundary: set[Node], name: str, call: int) -> None:
+        seen: set[Node] = set()
         while stack:
             node = stack.pop()
-            if node in boundary or node in self.owner or type(node).__name__ == "AccumulateGrad":
+            if node in boundary or node in seen or type(node).__name__ == "AccumulateGrad":
                 continue
-            self.owner[node] = name
+            seen.add(node)
+            if node not in self.owner:  # inner modules ran first and keep their nodes
+                self.owner[node], self.call[node] = name, call
             stack.extend(nxt for nxt, _ in node.next_functions if nxt is not None)
 
     def module_of(self, node: Node) -> str | None:
         """Return the qualified name of the module that created ``node``, or None if unknown."""
         return self.owner.get(node)
+
+    def call_of(self, node: Node) -> int:
+        """Return which call of its module created ``node`` (0 for the first; a ResNet block
+        calls its ``relu`` twice)."""
+        return self.call.get(node, 0)
 
     def remove(self) -> None:
         """Remove the forward hooks; the recorded attribution stays readable."""

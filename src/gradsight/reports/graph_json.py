@@ -36,6 +36,8 @@ def _node(n: GraphNode) -> dict[str, Any]:
         ]
     if n.ops:
         out["ops"] = list(n.ops)
+    if n.call:
+        out["call"] = n.call
     return out
 
 

@@ -181,7 +181,7 @@ def to_dot(
         graph: an op-level or module-level graph.
         direction: ``"backward"`` draws edges the way gradients flow (loss first);
             ``"forward"`` reverses them (inputs first, loss last).
-        fold_params: at op level, draw parameters inside the op that uses them, with their
+        fold_params: draw parameters inside the op (or module) that uses them, with their
             gradient norm, instead of as separate AccumulateGrad leaves.
         edge_labels: write each edge's gradient shape and norm on it.
         legend: add the colour legend.
@@ -191,7 +191,7 @@ def to_dot(
     """
     if direction not in ("backward", "forward"):
         raise ValueError(f"direction must be 'backward' or 'forward', not {direction!r}")
-    fold = _folds(graph) if fold_params and graph.level == "op" else _Fold(frozenset(), {})
+    fold = _folds(graph) if fold_params else _Fold(frozenset(), {})
     lines = [
         "digraph autograd {",
         '  graph [rankdir=TB, fontname="Helvetica", nodesep=0.3, ranksep=0.35];',
