@@ -41,6 +41,7 @@ format: venv
 
 bench: venv
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_graph.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

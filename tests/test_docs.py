@@ -11,22 +11,37 @@ from gradsight.cli import build_parser
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _train_options() -> set[str]:
+def _options(command: str) -> set[str]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    train = sub.choices["train"]
-    return {s for a in train._actions for s in a.option_strings if s.startswith("--")} - {
+    actions = sub.choices[command]._actions
+    return {s for a in actions for s in a.option_strings if s.startswith("--")} - {
         "--help",
         "--dataset",  # an alias of --data
     }
 
 
-def test_readme_option_table_matches_cli() -> None:
+def _table_options(start: str, end: str) -> set[str]:
     text = README.read_text(encoding="utf-8")
-    section = text.split("## `gradsight train`", 1)[1].split("### The run folder", 1)[0]
+    section = text.split(start, 1)[1].split(end, 1)[0]
     table_rows = [line for line in section.splitlines() if line.startswith("| `--")]
-    documented = set(re.findall(r"`(--[a-z-]+)", "\n".join(table_rows)))
-    assert documented == _train_options()
+    return set(re.findall(r"`(--[a-z-]+)", "\n".join(table_rows)))
+
+
+def test_readme_option_tables_match_cli() -> None:
+    assert _table_options("## `gradsight train`", "### The run folder") == _options("train")
+    shared = _options("train") & _options("graph")  # data/model options, told in prose
+    graph_table = _table_options("## `gradsight graph`", "### Graph JSON format")
+    assert graph_table == _options("graph") - shared
+    assert shared == {
+        "--data",
+        "--data-dir",
+        "--download",
+        "--image-size",
+        "--model",
+        "--seed",
+        "--device",
+    }
 
 
 def test_readme_keeps_the_two_commands() -> None:

@@ -153,9 +153,16 @@ def _stats(grad: Tensor | None) -> GradStats | None:
     return GradStats(tuple(g.shape), norm if nonfinite == 0 else math.nan, nonfinite)
 
 
+_SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # per node class: dir() is slow
+
+
 def _saved(node: Node) -> tuple[SavedTensor, ...]:
+    attrs = _SAVED_ATTRS.get(type(node))
+    if attrs is None:
+        attrs = tuple(sorted(a for a in dir(node) if a.startswith("_saved_")))
+        _SAVED_ATTRS[type(node)] = attrs
     out = []
-    for attr in sorted(a for a in dir(node) if a.startswith("_saved_")):
+    for attr in attrs:
         name = attr[len("_saved_") :]
         try:
             value = getattr(node, attr)
