@@ -34,14 +34,6 @@ def test_readme_option_tables_match_cli() -> None:
     assert shared <= _options("graph")  # told in prose: "as gradsight train does"
     graph_table = _table_options("## `gradsight graph`", "### Graph JSON format")
     assert graph_table == _options("graph") - shared
-        "--data",
-        "--data-dir",
-        "--download",
-        "--image-size",
-        "--model",
-        "--seed",
-        "--device",
-    }
 
 
 def test_readme_keeps_the_two_commands() -> None:
