@@ -113,3 +113,12 @@ def test_bad_format_and_level(graph: AutogradGraph) -> None:
         graph_bytes(graph, "gif")
     with pytest.raises(ConfigError, match="invalid graph level 'layer'"):
         graph_bytes(graph, "dot", level="layer")
+
+
+def test_jupyter_display(graph: AutogradGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("dot") is not None:
+        bundle = graph._repr_mimebundle_()
+        assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    monkeypatch.setattr(graph_render.shutil, "which", lambda name: None)
+    bundle = graph._repr_mimebundle_()
+    assert set(bundle) == {"text/plain"} and "AutogradGraph(13 nodes" in bundle["text/plain"]
