@@ -9,7 +9,7 @@ from rich.console import Console
 
 from gradsight.cli.options import add_data_model_options, config_from_args
 from gradsight.errors import ConfigError
-from gradsight.observers.snapshot import graph_of_one_step
+from gradsight.observers.snapshot import trace_of_one_step
 from gradsight.reports.graph_files import LEVELS, graph_bytes
 from gradsight.reports.graph_render import FORMATS
 from gradsight.train import prepare
@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "graph",
         help="draw the real autograd graph of one training step, with gradient sizes",
         description="Run one training step (forward, loss, backward, SGD step) on one batch "
-        "and write the backward graph: every autograd op, the parameters it feeds, and on each "
-        "edge the shape and L2 norm of the gradient that flowed along it.",
+        "and write the backward graph: every autograd op (numbered #k in the order backward "
+        "ran it), the parameters it feeds, and on each edge the shape and L2 norm of the "
+        "gradient that flowed along it.",
     )
     add_data_model_options(parser)
     g = parser.add_argument_group("graph")
@@ -63,10 +64,12 @@ def run_graph(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {args.batch_size}")
     prepared = prepare(config)
-    graph = graph_of_one_step(prepared, args.batch_size)
+    trace = trace_of_one_step(prepared, args.batch_size)
+    graph = trace.graph
     data = graph_bytes(
-        graph, fmt, level=args.level, direction=args.direction, fold_params=not args.show_params
-    )  # rendered before writing, so a missing Graphviz leaves no empty file
+        graph, fmt, level=args.level, direction=args.direction,
+        fold_params=not args.show_params, steps=trace.steps(),
+    )  # fmt: skip  # rendered before writing, so a missing Graphviz leaves no empty file
     path.write_bytes(data)
     ops = sum(1 for n in graph.nodes if n.kind == "op")
     out.print(

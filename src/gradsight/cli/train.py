@@ -16,8 +16,8 @@ from gradsight.cli.options import (
 from gradsight.cli.progress import ProgressDisplay, epoch_table
 from gradsight.errors import ConfigError
 from gradsight.observers import RunRecorder
-from gradsight.observers.snapshot import GraphSnapshot
-from gradsight.reports.graph_files import write_run_graph
+from gradsight.observers.snapshot import FirstStepSnapshot
+from gradsight.reports.graph_files import write_first_step
 from gradsight.train import Observer, fit, prepare
 
 __all__ = ["register", "run_train"]
@@ -66,7 +66,7 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     )
     observers: list[Observer] = [
         RunRecorder(run_dir, argv=args.argv),
-        GraphSnapshot(on_graph=lambda graph: write_run_graph(run_dir, graph)),
+        FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace)),
     ]
     if not args.quiet:
         observers.append(ProgressDisplay(out, prepared.data.train.num_batches(config.batch_size)))

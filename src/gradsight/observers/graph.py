@@ -24,6 +24,7 @@ from gradsight.observers.modules import ModuleTracker
 
 __all__ = [
     "AutogradGraph",
+    "GradStats",
     "GraphCapture",
     "GraphEdge",
     "GraphNode",
@@ -31,6 +32,7 @@ __all__ = [
     "SavedTensor",
     "capture_backward",
     "capture_graph",
+    "grad_stats",
 ]
 
 LOSS_ID = "loss"
@@ -53,6 +55,12 @@ class GradStats:
     shape: tuple[int, ...]
     norm: float  # L2 norm; NaN when the tensor holds NaN/Inf
     nonfinite: int  # count of NaN/Inf entries
+    max_abs: float = 0.0  # largest |g| among finite entries
+    zeros: int = 0  # count of exact zeros
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
 
 
 @dataclass
@@ -143,14 +151,30 @@ def _set_edge(edge: GraphEdge, stats: GradStats | None) -> None:
         edge.grad_norm, edge.nonfinite = stats.norm, stats.nonfinite
 
 
-def _stats(grad: Tensor | None) -> GradStats | None:
+def grad_stats(grad: Tensor | None) -> GradStats | None:
+    """Return the shape, L2 norm, max |g|, zeros and NaN/Inf count of ``grad`` (None for None).
+
+    Reads the tensor only; the four reductions are stacked so there is one device sync.
+    """
     if grad is None:
         return None
     g = grad.detach()
+    if g.numel() == 0:
+        return GradStats(tuple(g.shape), 0.0, 0)
     finite = torch.isfinite(g)
-    nonfinite = int(g.numel() - int(finite.sum()))
-    norm = float(torch.linalg.vector_norm(g.double())) if g.numel() else 0.0
-    return GradStats(tuple(g.shape), norm if nonfinite == 0 else math.nan, nonfinite)
+    clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device)).double()
+    values = torch.stack(
+        [
+            torch.linalg.vector_norm(clean),
+            clean.abs().max(),
+            (g == 0).sum().double(),
+            (~finite).sum().double(),
+        ]
+    ).tolist()  # one sync
+    norm, max_abs, zeros, nonfinite = values
+    return GradStats(
+        tuple(g.shape), norm if nonfinite == 0 else math.nan, int(nonfinite), max_abs, int(zeros)
+    )
 
 
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # per node class: dir() is slow
@@ -272,19 +296,29 @@ class GraphCapture:
         self._fill_params()
 
     def _make_hook(self, nid: str) -> Any:
-        out_edges = self._out_edges.get(nid, {})
-
         def hook(
             grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
         ) -> None:
-            received = _stats(grad_outputs[0]) if grad_outputs else None
-            self._set_node(nid, received)
-            if nid == "n0":
-                _set_edge(self._edges[0], received)
-            for k, edge in out_edges.items():
-                _set_edge(edge, _stats(grad_inputs[k]))
+            received = grad_stats(grad_outputs[0]) if grad_outputs else None
+            self.record(nid, received, [grad_stats(g) for g in grad_inputs])
 
         return hook
+
+    @property
+    def node_ids(self) -> dict[Node, str]:
+        """The id given to each autograd node reached from the loss."""
+        return self._ids
+
+    def record(
+        self, nid: str, received: GradStats | None, produced: list[GradStats | None]
+    ) -> None:
+        """Store what node ``nid`` received and sent along each of its edges."""
+        self._set_node(nid, received)
+        if nid == "n0":
+            _set_edge(self._edges[0], received)
+        for k, edge in self._out_edges.get(nid, {}).items():
+            if k < len(produced):
+                _set_edge(edge, produced[k])
 
     def _set_node(self, nid: str, stats: GradStats | None) -> None:
         if stats is not None:
@@ -297,7 +331,7 @@ class GraphCapture:
             loss_node.grad_norm = self._edges[0].grad_norm
         for node, nid in self._ids.items():
             if type(node).__name__ == "AccumulateGrad":
-                stats = _stats(node.variable.grad)  # type: ignore[attr-defined]
+                stats = grad_stats(node.variable.grad)  # type: ignore[attr-defined]
                 self._set_node(nid, stats)
 
     @property

@@ -1,78 +1,75 @@
-"""Take the autograd graph of one real training step: inside ``fit`` or on its own."""
+"""Trace the first training step (graph + backward order), inside ``fit`` or on its own."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any
 
 import torch
 from torch import nn
 
-from gradsight.observers.graph import AutogradGraph, GraphCapture
 from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.trace import BackwardTrace, BackwardTracer
 from gradsight.train.events import Observer, TrainState
 from gradsight.train.setup import Prepared
 
-__all__ = ["GraphSnapshot", "graph_of_one_step"]
+__all__ = ["FirstStepSnapshot", "trace_of_one_step"]
 
 
-class GraphSnapshot(Observer):
-    """Capture the graph of the first training step, with the gradients of its backward.
+class FirstStepSnapshot(Observer):
+    """Capture the graph and backward trace of the first training step.
 
     Forward hooks watch the first forward pass (for op -> module names), then ``Node``
-    hooks watch the first backward; all are removed right after. The graph is stored in
-    ``self.graph`` and handed to ``on_graph`` when given. A failure here warns and never
+    hooks trace the first backward; all are removed right after. The result is stored in
+    ``self.trace`` and handed to ``on_snapshot`` when given. A failure here warns and never
     stops training.
 
     Args:
-        on_graph: called once with the captured graph (e.g. to write graph.svg).
+        on_snapshot: called once with the trace (e.g. to write graph.svg and trace.json).
     """
 
-    def __init__(self, on_graph: Callable[[AutogradGraph], object] | None = None) -> None:
-        self.on_graph = on_graph
-        self.graph: AutogradGraph | None = None
-        self._tracker: ModuleTracker | None = None
-        self._capture: GraphCapture | None = None
-        self._hooks: AbstractContextManager[Any] | None = None
+    def __init__(self, on_snapshot: Callable[[BackwardTrace], object] | None = None) -> None:
+        self.on_snapshot = on_snapshot
+        self.trace: BackwardTrace | None = None
+        self._modules: ModuleTracker | None = None
+        self._tracer: BackwardTracer | None = None
 
     def on_train_start(self, state: TrainState) -> None:
-        self._tracker = ModuleTracker(state.model)
+        self._modules = ModuleTracker(state.model)
 
     def on_after_forward(self, state: TrainState) -> None:
-        if self._tracker is None:
+        if self._modules is None:
             return
-        self._tracker.remove()
+        self._modules.remove()
         try:
             assert state.loss is not None
-            self._capture = GraphCapture(state.loss, state.model, self._tracker)
-            self._hooks = self._capture.gradients()
-            self._hooks.__enter__()
+            self._tracer = BackwardTracer(state.loss, state.model, self._modules)
         except Exception as exc:  # observation must never break training
-            warnings.warn(f"gradsight: graph capture failed: {exc}", RuntimeWarning, stacklevel=2)
-            self._capture = None
-        self._tracker = None
+            warnings.warn(f"graph capture failed: {exc}", RuntimeWarning, stacklevel=2)
+        self._modules = None
 
     def on_after_backward(self, state: TrainState) -> None:
-        if self._hooks is None or self._capture is None:
+        if self._tracer is None:
             return
-        self._hooks.__exit__(None, None, None)
-        self._hooks = None
-        self.graph = self._capture.graph
-        self._capture = None
-        if self.on_graph is not None:
-            self.on_graph(self.graph)
+        self._tracer.remove()
+        self.trace, self._tracer = self._tracer.trace, None
+        if self.on_snapshot is not None:
+            try:
+                self.on_snapshot(self.trace)
+            except Exception as exc:
+                warnings.warn(
+                    f"writing the first-step graph failed: {exc}", RuntimeWarning, stacklevel=2
+                )
 
     def on_train_end(self, state: TrainState, status: str) -> None:
-        if self._tracker is not None:
-            self._tracker.remove()
-        if self._hooks is not None:
-            self._hooks.__exit__(None, None, None)
+        if self._modules is not None:
+            self._modules.remove()
+        if self._tracer is not None:
+            self._tracer.remove()
 
 
-def graph_of_one_step(prepared: Prepared, batch_size: int) -> AutogradGraph:
-    """Run one training step (forward, loss, backward, optimizer step) and return its graph.
+def trace_of_one_step(prepared: Prepared, batch_size: int) -> BackwardTrace:
+    """Run one training step (forward, loss, traced backward, optimizer step); return its trace.
 
     The batch is the first of the training split shuffled with ``config.seed``.
     """
@@ -84,11 +81,10 @@ def graph_of_one_step(prepared: Prepared, batch_size: int) -> AutogradGraph:
     inputs, targets = next(iter(batches))
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with ModuleTracker(model) as tracker:
+    with ModuleTracker(model) as modules:
         outputs = model(inputs)  # (B, num_classes)
     loss = nn.functional.cross_entropy(outputs, targets)
-    capture = GraphCapture(loss, model, tracker)
-    with capture.gradients():
+    with BackwardTracer(loss, model, modules) as tracer:
         loss.backward()
     optimizer.step()
-    return capture.graph
+    return tracer.trace

@@ -101,7 +101,7 @@ def _folds(graph: AutogradGraph) -> _Fold:
     return _Fold(frozenset(hidden), extra)
 
 
-def _node_line(n: GraphNode, extra: list[str]) -> str:
+def _node_line(n: GraphNode, extra: list[str], step: int | None = None) -> str:
     if n.kind == "loss":
         label = f"loss {_shape(n.shape)}"
         style = 'shape=doubleoctagon, style=filled, fillcolor="#fde0dd"'
@@ -110,6 +110,7 @@ def _node_line(n: GraphNode, extra: list[str]) -> str:
         style = 'shape=ellipse, style=filled, fillcolor="#deebf7"'
     else:
         title = n.name if n.kind == "op" else f"{n.name} ({', '.join(n.ops)})"
+        title = f"#{step} {title}" if step is not None else title
         where = f"{n.module} · " if n.kind == "op" and n.module else ""
         label = f"{title}\n{where}out {_shape(n.shape)}\ngrad in {_norm(n.grad_norm, n.nonfinite)}"
         fill = "#fff7bc" if n.kind == "module" else "#f0f0f0"
@@ -174,6 +175,7 @@ def to_dot(
     fold_params: bool = True,
     edge_labels: bool = True,
     legend: bool = True,
+    steps: dict[str, int] | None = None,
 ) -> str:
     """Return Graphviz DOT source for ``graph``.
 
@@ -185,6 +187,7 @@ def to_dot(
             gradient norm, instead of as separate AccumulateGrad leaves.
         edge_labels: write each edge's gradient shape and norm on it.
         legend: add the colour legend.
+        steps: node id -> step of the backward pass (from a trace), shown as ``#k``.
 
     Raises:
         ValueError: an unknown ``direction``.
@@ -200,7 +203,7 @@ def to_dot(
     ]
     for n in graph.nodes:
         if n.id not in fold.hidden:
-            lines.append(_node_line(n, fold.extra.get(n.id, [])))
+            lines.append(_node_line(n, fold.extra.get(n.id, []), (steps or {}).get(n.id)))
     for e in graph.edges:
         if e.src not in fold.hidden and e.dst not in fold.hidden:
             lines.append(_edge_line(e, direction == "forward", edge_labels))

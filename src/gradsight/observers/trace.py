@@ -1,0 +1,162 @@
+"""Replay ``loss.backward()`` node by node, in the order the autograd engine runs it.
+
+Hooks go on the graph's existing nodes (``Node.register_prehook`` and ``register_hook``):
+nothing is added to the graph and every ``.grad`` is bit-identical to an untraced
+backward. Each node that runs becomes a :class:`TraceEvent` with the gradients it received
+and produced, its time, and a one-line explanation computed from the real tensors.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from torch import Tensor, nn
+from torch.autograd.graph import Node
+
+from gradsight.observers.graph import AutogradGraph, GradStats, GraphCapture, grad_stats
+from gradsight.observers.handles import HookHandle
+from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.trace_explain import explain, facts_before
+
+__all__ = ["BackwardTrace", "BackwardTracer", "TraceEvent", "trace_backward"]
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One backward node as it ran."""
+
+    index: int  # 0-based position in execution order
+    node_id: str  # the node's id in the captured graph ("n7")
+    name: str  # "ReluBackward0", "AccumulateGrad"
+    module: str | None
+    param: str | None  # for AccumulateGrad: the parameter's qualified name
+    received: tuple[GradStats | None, ...]  # gradient(s) w.r.t. the forward op's output(s)
+    produced: tuple[GradStats | None, ...]  # gradients w.r.t. its inputs; AccumulateGrad: .grad
+    seconds: float  # time inside the node (excludes gradsight's own measurements)
+    explanation: str
+
+
+@dataclass
+class BackwardTrace:
+    """A traced backward pass: events in execution order and the graph with its gradients."""
+
+    events: list[TraceEvent]
+    graph: AutogradGraph
+    seconds: float  # wall time of the whole traced backward
+
+    def steps(self) -> dict[str, int]:
+        """Map each graph node id to its 0-based step in the backward pass."""
+        return {e.node_id: e.index for e in self.events}
+
+
+class BackwardTracer:
+    """Trace the next ``backward()`` through ``loss``'s graph; use as a context manager.
+
+    The hooks are removed on exit, also if the block raises. Read the result from
+    :attr:`trace` after the block.
+
+    Args:
+        loss: the tensor ``backward()`` will start from.
+        model: names the parameters; lists the ones that got no gradient.
+        modules: a :class:`ModuleTracker` that watched the forward, for op -> module names.
+
+    >>> import torch
+    >>> w = torch.ones(3, requires_grad=True)
+    >>> loss = (w * 2).relu().sum()
+    >>> with BackwardTracer(loss) as tracer:
+    ...     loss.backward()
+    >>> [e.name for e in tracer.trace.events]
+    ['SumBackward0', 'ReluBackward0', 'MulBackward0', 'AccumulateGrad']
+    """
+
+    def __init__(
+        self, loss: Tensor, model: nn.Module | None = None, modules: ModuleTracker | None = None
+    ) -> None:
+        self._capture = GraphCapture(loss, model, modules)
+        self._graph_nodes = {n.id: n for n in self._capture.graph.nodes}
+        self._events: list[TraceEvent] = []
+        self._pending: dict[str, tuple[dict[str, Any], GradStats | None, bool, float]] = {}
+        self._started: float | None = None
+        self._seconds = 0.0
+        self._handle = HookHandle()
+        for node, nid in self._capture.node_ids.items():
+            self._handle.add(node.register_prehook(self._make_prehook(node, nid)))
+            self._handle.add(node.register_hook(self._make_hook(node, nid)))
+
+    def _make_prehook(self, node: Node, nid: str) -> Any:
+        def prehook(grad_outputs: tuple[Tensor | None, ...]) -> None:
+            if self._started is None:
+                self._started = time.perf_counter()
+            variable = getattr(node, "variable", None)
+            accumulated = isinstance(variable, Tensor) and variable.grad is not None
+            received = grad_stats(grad_outputs[0]) if grad_outputs else None
+            facts = facts_before(node)
+            self._pending[nid] = (facts, received, accumulated, time.perf_counter())
+
+        return prehook
+
+    def _make_hook(self, node: Node, nid: str) -> Any:
+        def hook(
+            grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
+        ) -> None:
+            stop = time.perf_counter()
+            facts, received, accumulated, start = self._pending.pop(nid)
+            graph_node = self._graph_nodes[nid]
+            param = graph_node.name if graph_node.kind == "param" else None
+            variable = getattr(node, "variable", None)
+            if isinstance(variable, Tensor):  # AccumulateGrad: report the stored .grad
+                produced = [grad_stats(variable.grad)]
+                name = "AccumulateGrad"
+            else:
+                produced = [grad_stats(g) for g in grad_inputs]
+                name = graph_node.name
+                self._capture.record(nid, received, produced)
+            self._events.append(
+                TraceEvent(
+                    len(self._events), nid, name, graph_node.module, param, (received,),
+                    tuple(produced), stop - start,
+                    explain(name, facts, received, produced, param, accumulated),
+                )
+            )  # fmt: skip
+            self._seconds = time.perf_counter() - (self._started or stop)
+
+        return hook
+
+    def remove(self) -> None:
+        """Remove every hook; the events recorded so far stay readable."""
+        self._handle.remove()
+
+    def __enter__(self) -> BackwardTracer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    @property
+    def trace(self) -> BackwardTrace:
+        """The events so far, and the graph with the gradients seen so far."""
+        self._capture._fill_params()
+        return BackwardTrace(list(self._events), self._capture.graph, self._seconds)
+
+
+def trace_backward(
+    loss: Tensor,
+    model: nn.Module | None = None,
+    modules: ModuleTracker | None = None,
+    retain_graph: bool = False,
+) -> BackwardTrace:
+    """Run ``loss.backward()`` under a :class:`BackwardTracer` and return the trace.
+
+    The resulting ``.grad`` values are bit-identical to those of a plain ``loss.backward()``.
+    """
+    with BackwardTracer(loss, model, modules) as tracer:
+        loss.backward(retain_graph=retain_graph)
+    return tracer.trace

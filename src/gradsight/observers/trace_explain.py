@@ -1,0 +1,132 @@
+"""One-line explanations of backward ops, computed from the real tensors of a traced backward.
+
+``facts_before`` runs in the node's pre-hook, while its saved tensors still exist (the node
+frees them when it runs); ``explain`` turns those facts and the gradient sizes into a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.autograd.graph import Node
+
+from gradsight.observers.graph import GradStats
+
+__all__ = ["explain", "facts_before"]
+
+Facts = dict[str, Any]
+
+
+def _shape(shape: Sequence[int] | None) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def _saved(node: Node, name: str) -> Any:
+    try:
+        return getattr(node, f"_saved_{name}", None)
+    except RuntimeError:  # already freed
+        return None
+
+
+def facts_before(node: Node) -> Facts:
+    """Measure what an explanation needs from ``node``'s saved tensors, before it runs."""
+    name = type(node).__name__
+    if name.startswith("ReluBackward"):
+        result = _saved(node, "result")
+        if isinstance(result, torch.Tensor) and result.numel():
+            return {"zeroed": float((result <= 0).double().mean())}
+    if name.startswith("MaxPool2DWithIndicesBackward"):
+        indices, inp = _saved(node, "result1"), _saved(node, "self")
+        if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
+            planes = indices.flatten(0, -3).flatten(1)  # (N*C, outH*outW) flat input indices
+            plane_size = inp.shape[-2] * inp.shape[-1]
+            offsets = torch.arange(planes.shape[0], device=planes.device).unsqueeze(1) * plane_size
+            hit = int(torch.unique(planes + offsets).numel())
+            return {"kernel": _saved(node, "kernel_size"), "hit_fraction": hit / inp.numel()}
+    if name.startswith(("AddmmBackward", "MmBackward")):
+        mat1 = _saved(node, "mat1")
+        if isinstance(mat1, torch.Tensor):
+            return {"input_shape": tuple(mat1.shape)}
+    if name.startswith("ConvolutionBackward"):
+        inp = _saved(node, "input")
+        if isinstance(inp, torch.Tensor):
+            return {"input_shape": tuple(inp.shape), "stride": _saved(node, "stride")}
+    return {}
+
+
+def _relu(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
+    zeroed = f.get("zeroed")
+    part = f" and zeroed {zeroed:.0%} of it" if zeroed is not None else ""
+    return f"ReLU backward: passed the gradient where the input was > 0{part}"
+
+
+def _maxpool(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
+    k = f.get("kernel") or ("k", "k")
+    n = r.numel if r else "each"
+    zero = (
+        f" , {1 - f['hit_fraction']:.0%} of input positions get zero" if "hit_fraction" in f else ""
+    )
+    return (
+        f"MaxPool backward: routed each of {n} gradients to the arg-max of its "
+        f"{k[0]}x{k[-1]} window{zero}".replace(" ,", ",")
+    )
+
+
+def _addmm(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
+    w = next((s for s in reversed(p) if s is not None and len(s.shape) == 2), None)
+    size = f" ({_shape(w.shape[::-1])})" if w else ""
+    return (
+        f"Addmm backward (Linear): grad_W = grad_out^T @ input{size}, grad_b = sum of grad_out "
+        "over the batch, grad_input = grad_out @ W"
+    )
+
+
+def _conv(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
+    w = p[1] if len(p) > 1 and p[1] is not None else None
+    size = f" {_shape(w.shape)}" if w else ""
+    tail = "" if p and p[0] is not None else "; no grad_input (the input needs none)"
+    return (
+        f"Convolution backward: grad_W{size} by correlating the input with grad_out, "
+        f"grad_b by summing grad_out over batch and positions{tail}"
+    )
+
+
+_RULES: dict[str, Callable[[Facts, GradStats | None, list[GradStats | None]], str]] = {
+    "ReluBackward": _relu,
+    "MaxPool2DWithIndicesBackward": _maxpool,
+    "AddmmBackward": _addmm,
+    "ConvolutionBackward": _conv,
+    "NllLossBackward": lambda f, r, p: (
+        "NLL loss backward: -1/N at each sample's target log-probability, 0 elsewhere"
+    ),
+    "LogSoftmaxBackward": lambda f, r, p: (
+        "LogSoftmax backward: grad - softmax * sum(grad); with NLL this is (softmax - onehot)/N"
+    ),
+    "ViewBackward": lambda f, r, p: (
+        f"View backward: reshaped the gradient {_shape(r.shape if r else None)} -> "
+        f"{_shape(p[0].shape if p and p[0] else None)}"
+    ),
+    "TBackward": lambda f, r, p: "Transpose backward: transposed the gradient back",
+}
+
+
+def explain(
+    name: str,
+    facts: Facts,
+    received: GradStats | None,
+    produced: list[GradStats | None],
+    param: str | None = None,
+    accumulated: bool = False,
+) -> str:
+    """Return one line saying what backward node ``name`` just computed."""
+    if param is not None or name == "AccumulateGrad":
+        target = f"{param}.grad" if param else "the leaf's .grad"
+        verb = "added to" if accumulated else "stored into"
+        return f"AccumulateGrad: {verb} {target}"
+    for prefix, rule in _RULES.items():
+        if name.startswith(prefix):
+            return rule(facts, received, produced)
+    sizes = ", ".join(_shape(s.shape) for s in produced if s is not None) or "nothing"
+    return f"{name}: turned the incoming gradient into gradients of shape {sizes}"
