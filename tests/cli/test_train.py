@@ -29,13 +29,17 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     code, out, err = run_cli("train", *FAST, "--out", str(run), "--log-every", "4")
     assert code == ExitCode.OK, err
-    graph_files = ["graph.json", "graph.svg", "graph-modules.svg"]
+    graph_files = ["graph.json", "trace.json", "graph.svg", "graph-modules.svg"]
     if shutil.which("dot") is None:
-        graph_files = ["graph.json", "graph.dot", "graph-modules.dot"]
+        graph_files = ["graph.json", "trace.json", "graph.dot", "graph-modules.dot"]
     assert sorted(p.name for p in run.iterdir()) == sorted([*RUN_FILES, *graph_files])
     graph = json.loads((run / "graph.json").read_text())
     weight = next(n for n in graph["nodes"] if n["name"] == "conv1.weight")
     assert weight["shape"] == [16, 1, 3, 3] and weight["grad_norm"] > 0
+    trace = json.loads((run / "trace.json").read_text())
+    assert trace["events"][0]["name"] == "NllLossBackward0"
+    stored = [e["param"] for e in trace["events"] if e["name"] == "AccumulateGrad"]
+    assert sorted(stored) == ["conv1.bias", "conv1.weight", "fc.bias", "fc.weight"]
     config = json.loads((run / "config.json").read_text())
     assert config["dataset"] == "synthetic" and config["epochs"] == 2 and config["lr"] == 0.01
     env = json.loads((run / "env.json").read_text())

@@ -121,4 +121,7 @@ def test_jupyter_display(graph: AutogradGraph, monkeypatch: pytest.MonkeyPatch) 
         assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
     monkeypatch.setattr(graph_render.shutil, "which", lambda name: None)
     bundle = graph._repr_mimebundle_()
-    assert set(bundle) == {"text/plain"} and "AutogradGraph(12 nodes, 11 edges, op)" == bundle["text/plain"]
+    assert (
+        set(bundle) == {"text/plain"}
+        and bundle["text/plain"] == "AutogradGraph(12 nodes, 11 edges, op)"
+    )

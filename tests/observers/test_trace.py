@@ -1,0 +1,155 @@
+"""trace_backward / BackwardTracer: real execution order, values, and no interference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from gradsight.models import SimpleCNN
+from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.trace import BackwardTracer, trace_backward
+
+EXPECTED = [
+    ("NllLossBackward0", None),
+    ("LogSoftmaxBackward0", None),
+    ("AddmmBackward0", None),
+    ("AccumulateGrad", "fc.bias"),
+    ("TBackward0", None),
+    ("AccumulateGrad", "fc.weight"),
+    ("ViewBackward0", None),
+    ("MaxPool2DWithIndicesBackward0", None),
+    ("ReluBackward0", None),
+    ("ConvolutionBackward0", None),
+    ("AccumulateGrad", "conv1.weight"),
+    ("AccumulateGrad", "conv1.bias"),
+]
+
+
+def _article(seed: int = 0) -> tuple[SimpleCNN, torch.Tensor, torch.Tensor, ModuleTracker]:
+    torch.manual_seed(seed)
+    model = SimpleCNN(3, 10, 32)
+    x = torch.randn(4, 3, 32, 32)
+    with ModuleTracker(model) as modules:
+        logits = model(x)
+    loss = nn.functional.cross_entropy(logits, torch.tensor([0, 3, 5, 9]))
+    return model, x, loss, modules
+
+
+def _raw_order(loss: torch.Tensor) -> list[str]:
+    """The execution order seen by plain post-hooks: an independent witness."""
+    order: list[str] = []
+    nodes, stack = set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in nodes:
+            continue
+        nodes.add(node)
+        stack.extend(n for n, _ in node.next_functions)
+    handles = [n.register_hook(lambda gi, go, n=n: order.append(type(n).__name__)) for n in nodes]
+    loss.backward(retain_graph=True)
+    for h in handles:
+        h.remove()
+    return order
+
+
+def test_simple_cnn_order_is_the_engines() -> None:
+    model, _, loss, modules = _article()
+    witness = _raw_order(loss)
+    model.zero_grad(set_to_none=True)
+    trace = trace_backward(loss, model, modules)
+    assert [(e.name, e.param) for e in trace.events] == EXPECTED
+    assert [e.name for e in trace.events] == witness
+    assert [e.index for e in trace.events] == list(range(12))
+    assert trace.events[2].module == "fc" and trace.events[8].module == "relu"
+
+
+def test_accumulate_grad_norms_equal_param_grads() -> None:
+    model, _, loss, modules = _article()
+    trace = trace_backward(loss, model, modules)
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    for e in trace.events:
+        if e.name == "AccumulateGrad":
+            stored = e.produced[0]
+            assert stored is not None and e.param is not None
+            assert math.isclose(stored.norm, float(grads[e.param].norm()), rel_tol=1e-6)  # type: ignore[union-attr]
+            assert e.explanation == f"AccumulateGrad: stored into {e.param}.grad"
+
+
+def test_relu_and_maxpool_explanations_come_from_the_tensors() -> None:
+    model, x, loss, modules = _article()
+    trace = trace_backward(loss, model, modules)
+    with torch.no_grad():
+        nonpositive = float((model.conv1(x) <= 0).double().mean())
+    relu = next(e for e in trace.events if e.name == "ReluBackward0")
+    assert f"zeroed {nonpositive:.0%} of it" in relu.explanation
+    pool = next(e for e in trace.events if e.name.startswith("MaxPool"))
+    assert "routed each of 16384 gradients" in pool.explanation  # 4*16*16*16 outputs
+    assert "75% of input positions get zero" in pool.explanation  # 2x2 windows, no ties
+    received = pool.received[0]
+    assert received is not None and received.shape == (4, 16, 16, 16)
+    addmm = next(e for e in trace.events if e.name == "AddmmBackward0")
+    assert "grad_W = grad_out^T @ input (10x4096)" in addmm.explanation
+
+
+def test_relu_zero_fraction_is_exact_with_ties_at_zero() -> None:
+    x = torch.tensor([-1.0, 0.0, 0.0, 2.0, 3.0], requires_grad=True)
+    trace = trace_backward(torch.relu(x).sum())
+    relu = next(e for e in trace.events if e.name == "ReluBackward0")
+    assert "zeroed 60% of it" in relu.explanation  # x <= 0 at 3 of 5: gradient 0 at x == 0
+    produced = relu.produced[0]
+    assert produced is not None and produced.zeros == 3
+
+
+@pytest.mark.parametrize("which", ["simple", "resnet18"])
+def test_traced_grads_bit_identical_to_untraced(which: str) -> None:
+    def build() -> tuple[nn.Module, torch.Tensor]:
+        torch.manual_seed(1)
+        if which == "simple":
+            return SimpleCNN(3, 10, 32), torch.randn(8, 3, 32, 32)
+        return torchvision.models.resnet18(num_classes=10), torch.randn(2, 3, 64, 64)
+
+    grads = []
+    for traced in (False, True):
+        model, x = build()
+        loss = nn.functional.cross_entropy(model(x), torch.arange(x.shape[0]) % 10)
+        if traced:
+            trace_backward(loss, model)
+        else:
+            loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})  # type: ignore[union-attr]
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name
+
+
+def test_hooks_removed_even_when_the_block_raises() -> None:
+    _, _, loss, _ = _article()
+    with pytest.raises(RuntimeError, match="boom"), BackwardTracer(loss) as tracer:
+        raise RuntimeError("boom")
+    loss.backward()  # no hook left: nothing recorded
+    assert tracer.trace.events == []
+
+
+def test_context_manager_wraps_the_users_backward() -> None:
+    model, _, loss, modules = _article()
+    with BackwardTracer(loss, model, modules) as tracer:
+        loss.backward()
+    trace = tracer.trace
+    assert len(trace.events) == 12 and trace.seconds > 0
+    steps = trace.steps()
+    assert steps["n0"] == 0 and len(steps) == 12
+    edge = next(e for e in trace.graph.edges if e.src == "n2" and e.shape == (4, 4096))
+    assert edge.grad_norm is not None and edge.grad_norm > 0  # the graph got the gradients
+
+
+def test_nonfinite_gradient_is_counted() -> None:
+    w = torch.tensor([0.0, 4.0], requires_grad=True)
+    trace = trace_backward(torch.sqrt(w).sum())
+    sqrt = next(e for e in trace.events if e.name == "SqrtBackward0")
+    produced = sqrt.produced[0]
+    assert produced is not None and produced.nonfinite == 1 and math.isnan(produced.norm)
+    assert produced.max_abs == pytest.approx(0.25)  # the finite entry: 1 / (2 * sqrt(4))
