@@ -79,6 +79,7 @@ class BackwardTracer:
         self._graph_nodes = {n.id: n for n in self._capture.graph.nodes}
         self._events: list[TraceEvent] = []
         self._pending: dict[str, tuple[dict[str, Any], GradStats | None, bool, float]] = {}
+        self._sent: dict[str, list[GradStats | None]] = {}  # dst id -> stats sent to it
         self._started: float | None = None
         self._seconds = 0.0
         self._handle = HookHandle()
@@ -92,11 +93,18 @@ class BackwardTracer:
                 self._started = time.perf_counter()
             variable = getattr(node, "variable", None)
             accumulated = isinstance(variable, Tensor) and variable.grad is not None
-            received = grad_stats(grad_outputs[0]) if grad_outputs else None
+            sent = self._sent.pop(nid, [])
+            if len(sent) == 1 and len(grad_outputs) == 1 and self._single_input(nid):
+                received = sent[0]  # the very tensor its one producer sent: measured already
+            else:
+                received = grad_stats(grad_outputs[0]) if grad_outputs else None
             facts = facts_before(node)
             self._pending[nid] = (facts, received, accumulated, time.perf_counter())
 
         return prehook
+
+    def _single_input(self, nid: str) -> bool:
+        return nid != "n0" and self._capture.in_degree.get(nid, 0) == 1
 
     def _make_hook(self, node: Node, nid: str) -> Any:
         def hook(
@@ -108,12 +116,16 @@ class BackwardTracer:
             param = graph_node.name if graph_node.kind == "param" else None
             variable = getattr(node, "variable", None)
             if isinstance(variable, Tensor):  # AccumulateGrad: report the stored .grad
-                produced = [grad_stats(variable.grad)]
+                fresh = not accumulated and received is not None  # .grad now equals what came in
+                produced = [received if fresh else grad_stats(variable.grad)]
                 name = "AccumulateGrad"
             else:
                 produced = [grad_stats(g) for g in grad_inputs]
                 name = graph_node.name
                 self._capture.record(nid, received, produced)
+                for k, dst in self._capture.destinations(nid).items():
+                    if k < len(produced):
+                        self._sent.setdefault(dst, []).append(produced[k])
             self._events.append(
                 TraceEvent(
                     len(self._events), nid, name, graph_node.module, param, (received,),

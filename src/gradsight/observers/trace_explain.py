@@ -35,16 +35,17 @@ def facts_before(node: Node) -> Facts:
     name = type(node).__name__
     if name.startswith("ReluBackward"):
         result = _saved(node, "result")
-        if isinstance(result, torch.Tensor) and result.numel():
-            return {"zeroed": float((result <= 0).double().mean())}
+        if isinstance(result, torch.Tensor) and result.numel():  # relu(x) == 0 iff x <= 0
+            positive = round(float(result.sign().sum(dtype=torch.float64)))
+            return {"zeroed": 1 - positive / result.numel()}
     if name.startswith("MaxPool2DWithIndicesBackward"):
         indices, inp = _saved(node, "result1"), _saved(node, "self")
         if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
             planes = indices.flatten(0, -3).flatten(1)  # (N*C, outH*outW) flat input indices
-            plane_size = inp.shape[-2] * inp.shape[-1]
-            offsets = torch.arange(planes.shape[0], device=planes.device).unsqueeze(1) * plane_size
-            hit = int(torch.unique(planes + offsets).numel())
-            return {"kernel": _saved(node, "kernel_size"), "hit_fraction": hit / inp.numel()}
+            hit = torch.zeros(planes.shape[0], inp.shape[-2] * inp.shape[-1], device=planes.device)
+            hit.scatter_(1, planes, 1.0)  # 1 where a position gets a gradient
+            fraction = float(hit.sum(dtype=torch.float64)) / inp.numel()
+            return {"kernel": _saved(node, "kernel_size"), "hit_fraction": fraction}
     if name.startswith(("AddmmBackward", "MmBackward")):
         mat1 = _saved(node, "mat1")
         if isinstance(mat1, torch.Tensor):
