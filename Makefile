@@ -42,6 +42,7 @@ format: venv
 bench: venv
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_trace.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
