@@ -1,9 +1,10 @@
 """Traced backward vs plain backward, in one process: the cost of watching backprop.
 
 For SimpleCNN (64x3x32x32, the article's model) and torchvision's resnet18 (8x3x64x64),
-each run does a fresh forward outside the timer, then times either ``loss.backward()`` or
-``trace_backward(loss, model)`` (graph walk, hook registration, the traced backward, hook
-removal). Runs alternate in a random order; medians over --repeats runs are compared.
+each run does a fresh forward outside the timer, then times ``loss.backward()``,
+``trace_backward(loss, model)`` (graph walk, hook registration, the traced backward with
+full gradient statistics, hook removal) or the same with ``detail="norm"`` (L2 norm and
+NaN/Inf only). Runs alternate in a random order; medians over --repeats runs are compared.
 Goal: traced / plain <= 1.2.
 
     python benchmarks/bench_trace.py [--repeats 60]
@@ -44,12 +45,14 @@ def main() -> None:
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, median of "
           f"{args.repeats} interleaved runs, ms")  # fmt: skip
-    print(f"{'model':<11}{'plain':>9}{'traced':>9}{'ratio':>8}  goal <= 1.2")
+    header = f"{'model':<11}{'plain':>9}{'full':>9}{'ratio':>8}{'norm-only':>11}{'ratio':>8}"
+    print(f"{header}  goal <= 1.2")
     shuffler = random.Random(0)
     for name, (model, x) in cases.items():
         variants: dict[str, Callable[[torch.Tensor], object]] = {
             "plain": lambda loss: loss.backward(),
             "traced": lambda loss, m=model: trace_backward(loss, m),
+            "traced-norm": lambda loss, m=model: trace_backward(loss, m, detail="norm"),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for fn in variants.values():  # warm-up
@@ -59,9 +62,17 @@ def main() -> None:
             shuffler.shuffle(order)
             for key in order:
                 times[key].append(_timed(model, x, variants[key]))
-        plain, traced = (statistics.median(times[k]) * 1e3 for k in ("plain", "traced"))
-        verdict = "met" if traced / plain <= 1.2 else "NOT met"
-        print(f"{name:<11}{plain:>9.2f}{traced:>9.2f}{traced / plain:>8.2f}  {verdict}")
+        plain, full, light = (
+            statistics.median(times[k]) * 1e3 for k in ("plain", "traced", "traced-norm")
+        )
+        verdict = ", ".join(
+            f"{label} {'met' if t / plain <= 1.2 else 'NOT met'}"
+            for label, t in (("full", full), ("norm", light))
+        )
+        print(
+            f"{name:<11}{plain:>9.2f}{full:>9.2f}{full / plain:>8.2f}{light:>11.2f}"
+            f"{light / plain:>8.2f}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

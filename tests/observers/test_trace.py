@@ -10,6 +10,7 @@ import torchvision
 from torch import nn
 
 from gradsight.models import SimpleCNN
+from gradsight.observers.graph import grad_stats
 from gradsight.observers.modules import ModuleTracker
 from gradsight.observers.trace import BackwardTracer, trace_backward
 
@@ -153,3 +154,25 @@ def test_nonfinite_gradient_is_counted() -> None:
     produced = sqrt.produced[0]
     assert produced is not None and produced.nonfinite == 1 and math.isnan(produced.norm)
     assert produced.max_abs == pytest.approx(0.25)  # the finite entry: 1 / (2 * sqrt(4))
+
+
+def test_norm_only_detail_skips_the_costly_statistics() -> None:
+    model, _, loss, modules = _article()
+    trace = trace_backward(loss, model, modules, detail="norm")
+    relu = next(e for e in trace.events if e.name == "ReluBackward0")
+    produced = relu.produced[0]
+    assert produced is not None and produced.norm > 0
+    assert produced.zeros is None and produced.max_abs is None
+    assert relu.explanation == "ReLU backward: passed the gradient where the input was > 0"
+    weight = next(e for e in trace.events if e.param == "fc.weight")
+    assert weight.produced[0] is not None
+    assert math.isclose(weight.produced[0].norm, float(model.fc.weight.grad.norm()), rel_tol=1e-6)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="detail must be 'full' or 'norm'"):
+        trace_backward(loss, model, detail="some")
+
+
+def test_overflowing_squares_give_the_exact_norm() -> None:
+    stats = grad_stats(torch.full((2,), 3e38))  # 3e38**2 overflows float32, not float64
+    assert stats is not None and stats.nonfinite == 0
+    assert math.isclose(stats.norm, 3e38 * math.sqrt(2), rel_tol=1e-6)
+    assert stats.max_abs == pytest.approx(3e38, rel=1e-6) and stats.zeros == 0

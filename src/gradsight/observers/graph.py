@@ -55,8 +55,8 @@ class GradStats:
     shape: tuple[int, ...]
     norm: float  # L2 norm; NaN when the tensor holds NaN/Inf
     nonfinite: int  # count of NaN/Inf entries
-    max_abs: float = 0.0  # largest |g| among finite entries
-    zeros: int = 0  # count of exact zeros
+    max_abs: float | None = 0.0  # largest |g| among finite entries; None if not measured
+    zeros: int | None = 0  # count of exact zeros; None if not measured
 
     @property
     def numel(self) -> int:
@@ -151,13 +151,14 @@ def _set_edge(edge: GraphEdge, stats: GradStats | None) -> None:
         edge.grad_norm, edge.nonfinite = stats.norm, stats.nonfinite
 
 
-def grad_stats(grad: Tensor | None) -> GradStats | None:
+def grad_stats(grad: Tensor | None, full: bool = True) -> GradStats | None:
     """Return the shape, L2 norm, max |g|, zeros and NaN/Inf count of ``grad`` (None for None).
 
     Reads the tensor only. The common, all-finite case costs three fast reductions (L2
     norm, ``aminmax``, and a sum of ``|sign(g)|`` for the non-zeros: ``count_nonzero`` and
     ``vector_norm(ord=0)`` are ~10x slower on CPU) and one device sync; only a non-finite
-    norm triggers the slower exact count of NaN/Inf entries.
+    norm triggers the slower exact count of NaN/Inf entries. ``full=False`` measures the
+    norm only (one reduction; ``max_abs`` and ``zeros`` are None unless it is non-finite).
     """
     if grad is None:
         return None
@@ -165,6 +166,11 @@ def grad_stats(grad: Tensor | None) -> GradStats | None:
     if g.numel() == 0:
         return GradStats(tuple(g.shape), 0.0, 0)
     acc = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else None
+    if not full:
+        norm = float(torch.linalg.vector_norm(g, dtype=acc))
+        if math.isfinite(norm):
+            return GradStats(tuple(g.shape), norm, 0, None, None)
+        return _nonfinite_stats(g)
     low, high = torch.aminmax(g)
     exact = torch.float32 if g.numel() < 2**24 else torch.float64  # integer counts stay exact
     norm, low_, high_, nonzero = torch.stack(
@@ -177,6 +183,11 @@ def grad_stats(grad: Tensor | None) -> GradStats | None:
     ).tolist()  # one sync
     if math.isfinite(norm):
         return GradStats(tuple(g.shape), norm, 0, max(-low_, high_), g.numel() - round(nonzero))
+    return _nonfinite_stats(g)
+
+
+def _nonfinite_stats(g: Tensor) -> GradStats:
+    """Exact statistics of a gradient whose norm is NaN or Inf (the slow, rare path)."""
     finite = torch.isfinite(g)
     clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device)).double()
     norm, max_abs, nonfinite, zeros = torch.stack(
@@ -187,8 +198,8 @@ def grad_stats(grad: Tensor | None) -> GradStats | None:
             (g == 0).sum().double(),
         ]
     ).tolist()
-    if nonfinite == 0:  # finite entries whose squares overflowed: the norm really is inf
-        return GradStats(tuple(g.shape), math.inf, 0, max_abs, int(zeros))
+    if nonfinite == 0:  # all finite, but the squares overflowed in g's dtype: float64 is exact
+        return GradStats(tuple(g.shape), norm, 0, max_abs, int(zeros))
     return GradStats(tuple(g.shape), math.nan, int(nonfinite), max_abs, int(zeros))
 
 

@@ -62,6 +62,9 @@ class BackwardTracer:
         loss: the tensor ``backward()`` will start from.
         model: names the parameters; lists the ones that got no gradient.
         modules: a :class:`ModuleTracker` that watched the forward, for op -> module names.
+        detail: ``"full"`` measures each gradient's L2 norm, max |g|, zeros and NaN/Inf
+            count, and the facts behind the explanations (ReLU and max-pool coverage);
+            ``"norm"`` only the L2 norm and NaN/Inf, for a cheaper trace.
 
     >>> import torch
     >>> w = torch.ones(3, requires_grad=True)
@@ -73,8 +76,15 @@ class BackwardTracer:
     """
 
     def __init__(
-        self, loss: Tensor, model: nn.Module | None = None, modules: ModuleTracker | None = None
+        self,
+        loss: Tensor,
+        model: nn.Module | None = None,
+        modules: ModuleTracker | None = None,
+        detail: str = "full",
     ) -> None:
+        if detail not in ("full", "norm"):
+            raise ValueError(f"detail must be 'full' or 'norm', not {detail!r}")
+        self._full = detail == "full"
         self._capture = GraphCapture(loss, model, modules)
         self._graph_nodes = {n.id: n for n in self._capture.graph.nodes}
         self._events: list[TraceEvent] = []
@@ -97,8 +107,8 @@ class BackwardTracer:
             if len(sent) == 1 and len(grad_outputs) == 1 and self._single_input(nid):
                 received = sent[0]  # the very tensor its one producer sent: measured already
             else:
-                received = grad_stats(grad_outputs[0]) if grad_outputs else None
-            facts = facts_before(node)
+                received = grad_stats(grad_outputs[0], self._full) if grad_outputs else None
+            facts = facts_before(node) if self._full else {}
             self._pending[nid] = (facts, received, accumulated, time.perf_counter())
 
         return prehook
@@ -117,10 +127,10 @@ class BackwardTracer:
             variable = getattr(node, "variable", None)
             if isinstance(variable, Tensor):  # AccumulateGrad: report the stored .grad
                 fresh = not accumulated and received is not None  # .grad now equals what came in
-                produced = [received if fresh else grad_stats(variable.grad)]
+                produced = [received if fresh else grad_stats(variable.grad, self._full)]
                 name = "AccumulateGrad"
             else:
-                produced = [grad_stats(g) for g in grad_inputs]
+                produced = [grad_stats(g, self._full) for g in grad_inputs]
                 name = graph_node.name
                 self._capture.record(nid, received, produced)
                 for k, dst in self._capture.destinations(nid).items():
@@ -164,11 +174,13 @@ def trace_backward(
     model: nn.Module | None = None,
     modules: ModuleTracker | None = None,
     retain_graph: bool = False,
+    detail: str = "full",
 ) -> BackwardTrace:
     """Run ``loss.backward()`` under a :class:`BackwardTracer` and return the trace.
 
     The resulting ``.grad`` values are bit-identical to those of a plain ``loss.backward()``.
+    ``detail`` is ``"full"`` or ``"norm"``, as for :class:`BackwardTracer`.
     """
-    with BackwardTracer(loss, model, modules) as tracer:
+    with BackwardTracer(loss, model, modules, detail) as tracer:
         loss.backward(retain_graph=retain_graph)
     return tracer.trace

@@ -22,7 +22,7 @@ def _stats(s: GradStats | None) -> dict[str, Any] | None:
     return {
         "shape": list(s.shape),
         "norm": _num(s.norm),
-        "max_abs": _num(s.max_abs),
+        "max_abs": _num(s.max_abs) if s.max_abs is not None else None,
         "zeros": s.zeros,
         "nonfinite": s.nonfinite,
     }
@@ -75,7 +75,8 @@ def trace_text(trace: BackwardTrace) -> str:
     ]
     for e in trace.events:
         out = e.produced[0] if e.produced else None
-        zeros = f"{out.zeros / out.numel:.0%} zeros, " if out is not None and out.numel else ""
+        counted = out is not None and out.zeros is not None and out.numel
+        zeros = f"{out.zeros / out.numel:.0%} zeros, " if counted else ""  # type: ignore[union-attr,operator]
         produced = ", ".join(_brief(s) for s in e.produced) or "-"
         lines.append(
             f"{e.index:>4}  {e.name:<30} {e.param or e.module or '':<14} "
