@@ -51,7 +51,9 @@ def main() -> None:
         "resnet18": (torchvision.models.resnet18(num_classes=10), torch.randn(2, 3, 64, 64)),
     }
     print(f"torch {torch.__version__}, median of {args.repeats} interleaved calls, ms")
-    print(f"{'model':<11}{'nodes':>7}{'gradsight':>11}{'torchviz':>10}{'ratio':>8}{'dot layout':>12}")
+    print(
+        f"{'model':<11}{'nodes':>7}{'gradsight':>11}{'torchviz':>10}{'ratio':>8}{'dot layout':>12}"
+    )
     shuffler = random.Random(0)
     for name, (model, x) in cases.items():
         tools: dict[str, Callable[[torch.Tensor], object]] = {

@@ -34,6 +34,10 @@ def test_readme_option_tables_match_cli() -> None:
     assert shared <= _options("graph")  # told in prose: "as gradsight train does"
     graph_table = _table_options("## `gradsight graph`", "### Graph JSON format")
     assert graph_table == _options("graph") - shared
+    text = README.read_text(encoding="utf-8")
+    trace_part = text.split("## `gradsight trace`", 1)[1].split("From Python", 1)[0]
+    documented = set(re.findall(r"`(--[a-z-]+)", trace_part))
+    assert documented == _options("trace") - shared
 
 
 def test_readme_keeps_the_two_commands() -> None:

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     Each command module has ``register(subparsers)``, which adds its subparser and sets
     ``command`` to a function ``(args, out, err) -> exit code``.
     """
-    from gradsight.cli import graph, train
+    from gradsight.cli import explain, graph, trace, train
 
     parser = _Parser(
         prog="gradsight",
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gradsight {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for module in (train, graph):  # one module per command, in the order --help lists them
+    for module in (train, graph, trace, explain):  # one module per command, in --help order
         module.register(sub)
     return parser
 
