@@ -48,3 +48,12 @@ def test_frozen() -> None:
     c = TrainConfig()
     with pytest.raises(AttributeError):
         c.lr = 1.0  # type: ignore[misc]
+
+
+def test_top_level_names_resolve() -> None:
+    import gradsight
+
+    for name in gradsight.__all__:
+        assert getattr(gradsight, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gradsight.nope  # type: ignore[attr-defined]  # noqa: B018

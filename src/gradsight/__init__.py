@@ -38,7 +38,21 @@ _LAZY = {
     "trace_backward": "gradsight.observers.trace",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DeepCNN",
+    "DeviceError",
+    "GradsightError",
+    "ModelError",
+    "SimpleCNN",
+    "TrainConfig",
+    "__version__",
+    "build_model",
+    "capture_backward",
+    "capture_graph",
+    "trace_backward",
+]
 
 
 def __getattr__(name: str) -> Any:
