@@ -46,6 +46,10 @@ class Recorder(Observer):
     def on_epoch_start(self, state: TrainState) -> None:
         self.names.append("epoch_start")
 
+    def on_before_forward(self, state: TrainState) -> None:
+        self.names.append("before_forward")
+        assert state.inputs is not None and all(p.grad is None for p in state.model.parameters())
+
     def on_after_forward(self, state: TrainState) -> None:
         self.names.append("after_forward")
         assert state.loss is not None and state.loss.requires_grad
@@ -81,9 +85,10 @@ def test_events_in_order_and_counts(tiny_data: LoadedDataset) -> None:
     batches = 96 // 16
     assert result.status == "completed" and result.steps == 2 * batches
     assert rec.names[0] == "train_start" and rec.names[-1] == "train_end"
-    first_step = rec.names[2:7]
+    first_step = rec.names[2:8]
     assert first_step == [
-        "after_forward", "after_backward", "before_step", "after_step", "after_forward",
+        "before_forward", "after_forward", "after_backward", "before_step", "after_step",
+        "before_forward",
     ]  # fmt: skip
     assert rec.names.count("after_backward") == 2 * batches
     assert rec.names.count("log") == 2 * batches // 2
@@ -170,3 +175,27 @@ def test_adam_and_momentum_change_the_result(tiny_data: LoadedDataset) -> None:
     adam = fit(_prepared(tiny_data, epochs=1, optimizer="adam", lr=0.001)).epochs[0].train_loss
     mom = fit(_prepared(tiny_data, epochs=1, momentum=0.9)).epochs[0].train_loss
     assert len({base, adam, mom}) == 3
+
+
+def test_observer_can_skip_an_update(tiny_data: LoadedDataset) -> None:
+    class SkipSecond(Observer):
+        def __init__(self) -> None:
+            self.before: dict[str, torch.Tensor] = {}
+            self.checked = False
+
+        def on_before_step(self, state: TrainState) -> None:
+            if state.step == 1:  # the second batch
+                state.skip_step = True
+                self.before = {k: v.clone() for k, v in state.model.state_dict().items()}
+
+        def on_after_step(self, state: TrainState) -> None:
+            if state.step == 2:
+                after = state.model.state_dict()
+                assert all(torch.equal(self.before[k], after[k]) for k in after)
+                self.checked = True
+
+    rec, skipper = Recorder(), SkipSecond()
+    result = fit(_prepared(tiny_data, epochs=1), [skipper, rec])
+    assert skipper.checked
+    assert result.steps == 6
+    assert sum(r.images for r in rec.steps) == 96 - 16  # the skipped batch is left out

@@ -23,9 +23,10 @@ __all__ = ["EVENTS", "EpochRecord", "EventBus", "Observer", "StepRecord", "Train
 EVENTS = (
     "train_start",  # once, before the first batch
     "epoch_start",
+    "before_forward",  # state.inputs/targets are the batch; gradients were zeroed
     "after_forward",  # state.outputs and state.loss are set
     "after_backward",  # every parameter's .grad is filled; the graph is freed
-    "before_step",  # last chance to read or clip gradients before optimizer.step()
+    "before_step",  # last chance to read or clip gradients, or set state.skip_step
     "after_step",  # state.step counts optimizer steps done
     "log",  # every config.log_every steps, with a StepRecord
     "epoch_end",  # after evaluation, with an EpochRecord
@@ -51,6 +52,8 @@ class TrainState:
     loss: Tensor | None = None  # scalar
     should_stop: bool = False
     stop_reason: str | None = None
+    skip_step: bool = False  # set before optimizer.step() to leave the weights untouched
+    skipped_steps: int = 0  # updates skipped so far (their batches are left out of metrics)
     history: list[EpochRecord] = field(default_factory=list)
 
     def request_stop(self, reason: str) -> None:
@@ -105,6 +108,7 @@ class Observer:
 
     def on_train_start(self, state: TrainState) -> None: ...
     def on_epoch_start(self, state: TrainState) -> None: ...
+    def on_before_forward(self, state: TrainState) -> None: ...
     def on_after_forward(self, state: TrainState) -> None: ...
     def on_after_backward(self, state: TrainState) -> None: ...
     def on_before_step(self, state: TrainState) -> None: ...

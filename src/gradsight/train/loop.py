@@ -76,23 +76,32 @@ def train_one_epoch(
     for state.batch_index, (inputs, targets) in enumerate(batches):
         state.inputs, state.targets = inputs, targets
         optimizer.zero_grad(set_to_none=True)
+        bus.emit("before_forward", state)
         state.outputs = outputs = model(inputs)  # (B, num_classes)
         state.loss = loss = criterion(outputs, targets)
         bus.emit("after_forward", state)
         loss.backward()
         bus.emit("after_backward", state)
         bus.emit("before_step", state)
-        optimizer.step()
+        skipped = state.skip_step
+        if skipped:  # an observer vetoed this update (e.g. a NaN gradient): weights untouched
+            state.skip_step = False
+            state.skipped_steps += 1
+        else:
+            optimizer.step()
         state.step += 1
         bus.emit("after_step", state)
-        window.add(loss, outputs, targets)
+        if not skipped:
+            window.add(loss, outputs, targets)
         if state.step % config.log_every == 0 or state.should_stop:
             loss_sum, hits, images, seconds = window.flush()
             loss_total, hits_total, seen = loss_total + loss_sum, hits_total + hits, seen + images
             lr = float(optimizer.param_groups[0]["lr"])
+            nan = float("nan")
             record = StepRecord(
-                state.step, state.epoch, loss_sum / images, hits / images, lr, images, seconds
-            )
+                state.step, state.epoch, loss_sum / images if images else nan,
+                hits / images if images else nan, lr, images, seconds,
+            )  # fmt: skip
             bus.emit("log", state, record)
         if state.should_stop:
             break
