@@ -19,7 +19,7 @@ help:
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "gradsight needs Python 3.10+"'
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian run: apt-get install python3-venv"; exit 1; }
-	$(PY) -m pip install --quiet $(PIP_INSTALL_ARGS) -e '.[dev]'
+	$(PY) -m pip install --quiet $(PIP_INSTALL_ARGS) -e '.[dev,export]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,6 +43,8 @@ bench: venv
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_graph.py
 	$(PY) benchmarks/bench_trace.py
+	$(PY) benchmarks/bench_monitor.py
+	$(PY) benchmarks/bench_numpy_ref.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -47,6 +47,9 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     log_every: int = 20  # steps between metric syncs and step records
+    deterministic: bool = False  # deterministic kernels only (see train.setup)
+    clip_grad_norm: float | None = None  # clip the total gradient norm to this before each step
+    on_nonfinite: str = "stop"  # NaN/Inf gradient: stop, skip the update, or warn
 
     def __post_init__(self) -> None:
         _require_positive("lr", self.lr, "--lr")
@@ -63,6 +66,12 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"invalid optimizer '{self.optimizer}'. Valid optimizers: {', '.join(OPTIMIZERS)}"
+            )
+        if self.clip_grad_norm is not None:
+            _require_positive("clip_grad_norm", self.clip_grad_norm, "--clip-grad-norm")
+        if self.on_nonfinite not in ("stop", "skip", "warn"):
+            raise ConfigError(
+                f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: stop, skip, warn"
             )
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")

@@ -6,7 +6,14 @@ the fix. The CLI turns a :class:`GradsightError` into one line on stderr and exi
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "DeviceError", "GradsightError", "ModelError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "DeviceError",
+    "GradsightError",
+    "ModelError",
+]
 
 
 class GradsightError(Exception):
@@ -27,3 +34,7 @@ class ModelError(GradsightError):
 
 class DeviceError(GradsightError):
     """The requested device is not available on this machine."""
+
+
+class CheckpointError(GradsightError):
+    """A checkpoint cannot be found, is corrupted, or would need unsafe unpickling to load."""

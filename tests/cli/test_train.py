@@ -32,7 +32,11 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
     graph_files = ["graph.json", "trace.json", "graph.svg", "graph-modules.svg"]
     if shutil.which("dot") is None:
         graph_files = ["graph.json", "trace.json", "graph.dot", "graph-modules.dot"]
-    assert sorted(p.name for p in run.iterdir()) == sorted([*RUN_FILES, *graph_files])
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [*RUN_FILES, *graph_files, "checkpoints"]
+    )
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["last.pt", "step-00000016.pt", "step-00000032.pt"]  # epoch ends
     graph = json.loads((run / "graph.json").read_text())
     weight = next(n for n in graph["nodes"] if n["name"] == "conv1.weight")
     assert weight["shape"] == [16, 1, 3, 3] and weight["grad_norm"] > 0
@@ -189,3 +193,48 @@ def test_python_dash_m_entry_point() -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("gradsight: error: unknown dataset 'nope'")
+
+
+def test_nan_stops_with_exit_3_names_the_module_and_keeps_weights_finite(tmp_path: Path) -> None:
+    path = tmp_path / "nanmodel.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch
+            from torch import nn
+            class Broken(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(256, 32)
+                    self.act = Log()
+                    self.fc2 = nn.Linear(32, 10)
+                def forward(self, x):
+                    return self.fc2(self.act(self.fc1(x.flatten(1))))
+            class Log(nn.Module):
+                def forward(self, x):
+                    return torch.log(x)
+            """
+        )
+    )
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", *FAST, "--model", f"{path}:Broken", "--out", str(run))
+    assert code == 3, err
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    nonfinite = next(e for e in events if e["kind"] == "nonfinite")
+    assert (nonfinite["phase"], nonfinite["module"], nonfinite["op"]) == ("forward", "act", "Log")
+    assert set(nonfinite) == {
+        "step", "epoch", "kind", "severity", "module", "param", "phase", "op", "value", "message",
+    }  # fmt: skip
+    assert "error: step 0: NaN/Inf gradient" in out and "born in the forward pass in act" in out
+    assert (run / "nonfinite-step0.pt").exists()
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
+
+
+def test_warn_policy_never_writes_nan_weights(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, _, _ = run_cli("train", *FAST, "--lr", "1e6", "--on-nonfinite", "warn", "--out", str(run))
+    summary = json.loads((run / "summary.json").read_text())
+    assert code == 0 and summary["status"] == "completed"
+    assert not (run / "model.pt").exists() and summary["model_pt"].startswith("not written")

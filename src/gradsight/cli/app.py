@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1  # training ran but failed or was stopped by an observer
     USAGE = 2  # bad input: options, data, model, device
+    NONFINITE = 3  # training stopped on a NaN/Inf gradient (--on-nonfinite stop)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     Each command module has ``register(subparsers)``, which adds its subparser and sets
     ``command`` to a function ``(args, out, err) -> exit code``.
     """
-    from gradsight.cli import explain, graph, trace, train
+    from gradsight.cli import explain, export, graph, trace, train
 
     parser = _Parser(
         prog="gradsight",
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gradsight {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for module in (train, graph, trace, explain):  # one module per command, in --help order
+    for module in (train, graph, trace, explain, export):  # one module per command, in --help order
         module.register(sub)
     return parser
 

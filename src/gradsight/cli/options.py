@@ -66,6 +66,37 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="steps between progress updates and step lines in metrics.jsonl (default 20)",
     )  # fmt: skip
     out.add_argument("--quiet", action="store_true", help="print only the final summary")
+    ckpt = parser.add_argument_group("checkpoints and reproducibility")
+    ckpt.add_argument(
+        "--checkpoint-every", type=int, default=0, metavar="N",
+        help="also checkpoint every N optimizer steps (default 0: only at epoch ends)",
+    )  # fmt: skip
+    ckpt.add_argument(
+        "--checkpoint-dir", type=Path, metavar="DIR", help="default: RUN_DIR/checkpoints"
+    )
+    ckpt.add_argument(
+        "--keep-checkpoints", type=int, default=3, metavar="K",
+        help="numbered checkpoints to keep besides last.pt (default 3)",
+    )  # fmt: skip
+    ckpt.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR|FILE",
+        help="continue a run from its newest valid checkpoint (or this checkpoint file), "
+        "bit-identically; the run's saved config is used",
+    )  # fmt: skip
+    ckpt.add_argument(
+        "--deterministic", action="store_true",
+        help="deterministic kernels only (torch.use_deterministic_algorithms, cuDNN, cuBLAS)",
+    )  # fmt: skip
+    health = parser.add_argument_group("gradient health")
+    health.add_argument(
+        "--on-nonfinite", choices=("stop", "skip", "warn"), default=_DEFAULTS.on_nonfinite,
+        help="on a NaN/Inf gradient: stop (default; exit code 3, after saving the batch and "
+        "naming where it was born), skip that update and go on, or warn and go on",
+    )  # fmt: skip
+    health.add_argument(
+        "--clip-grad-norm", type=float, metavar="X",
+        help="clip the total gradient norm to X before each step (the article uses 1.0)",
+    )  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from gradsight.checkpoint import CheckpointObserver
+from gradsight.cli.app import ExitCode
+from gradsight.cli.checkpointing import checkpoint_settings, find_resume
 from gradsight.cli.options import (
     add_data_model_options,
     add_train_options,
@@ -16,6 +19,8 @@ from gradsight.cli.options import (
 from gradsight.cli.progress import ProgressDisplay, epoch_table
 from gradsight.errors import ConfigError
 from gradsight.observers import RunRecorder
+from gradsight.observers.findings import EventLog, Finding
+from gradsight.observers.monitor import GradMonitor, MonitorConfig
 from gradsight.observers.snapshot import FirstStepSnapshot
 from gradsight.reports.graph_files import write_first_step
 from gradsight.train import Observer, fit, prepare
@@ -51,10 +56,13 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     Every input is checked (config, data, model, device) before the run folder is created,
     so bad input leaves nothing behind.
     """
-    config = config_from_args(args)
-    run_dir: Path = args.out or default_run_dir(config)
-    _check_run_dir(run_dir)
+    resumed = find_resume(args, out) if args.resume else None
+    config = resumed.config if resumed else config_from_args(args)
+    run_dir: Path = resumed.run_dir if resumed else args.out or default_run_dir(config)
+    if resumed is None:
+        _check_run_dir(run_dir)
     prepared = prepare(config)
+    start = resumed.restore(prepared, err) if resumed else None
     info = prepared.data.info
     n_params = sum(p.numel() for p in prepared.model.parameters())
     out.print(
@@ -64,14 +72,35 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         f"{config.optimizer} lr {config.lr}, batch {config.batch_size}, {config.epochs} epochs",
         highlight=False,
     )
+    events = EventLog(run_dir / "events.jsonl")
+
+    def report(finding: Finding) -> None:
+        events.write(finding)
+        _show(out, finding)
+
+    monitor = GradMonitor(
+        prepared.model,
+        MonitorConfig(
+            on_nonfinite=config.on_nonfinite,
+            clip_grad_norm=config.clip_grad_norm,
+            log_every=config.log_every,
+        ),
+        on_finding=report,
+        run_dir=run_dir,
+    )
     observers: list[Observer] = [
         RunRecorder(run_dir, argv=args.argv),
+        monitor,  # before the progress display, so findings print as they happen
+        events,
         FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace)),
     ]
+    observers.append(CheckpointObserver(checkpoint_settings(args, run_dir), run_dir))
+    if start is not None:  # the first step's graph and trace belong to the original run
+        observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]
     if not args.quiet:
         observers.append(ProgressDisplay(out, prepared.data.train.num_batches(config.batch_size)))
     try:
-        result = fit(prepared, observers)
+        result = fit(prepared, observers, start)
     except KeyboardInterrupt:
         err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
         raise
@@ -79,4 +108,17 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     if result.status != "completed":
         err.print(f"gradsight: training {result.status}: {result.stop_reason}", markup=False)
     out.print(f"Run folder: {run_dir}", highlight=False)
-    return 0 if result.status == "completed" else 1
+    if result.status == "completed":
+        return ExitCode.OK
+    nonfinite = any(f.kind == "nonfinite" for f in monitor.findings)
+    return ExitCode.NONFINITE if nonfinite else ExitCode.FAILED
+
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def _show(out: Console, finding: Finding) -> None:
+    out.print(
+        f"gradsight: {finding.severity}: step {finding.step}: {finding.message}",
+        style=_STYLE.get(finding.severity), markup=False, highlight=False,
+    )  # fmt: skip

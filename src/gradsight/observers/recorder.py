@@ -22,9 +22,11 @@ RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "model.pt", "summary.js
 
 
 def _json_safe(value: Any) -> Any:
-    """Map NaN/Inf floats to None so every line stays valid JSON."""
+    """Map NaN/Inf floats (also inside dicts) to None so every line stays valid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
     return value
 
 
@@ -41,8 +43,10 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 class RunRecorder(Observer):
     """Record a run into ``run_dir`` as it trains.
 
-    Writes ``config.json`` and ``env.json`` at the start, appends one ``metrics.jsonl`` line
-    per step record and per epoch (flushed each time, so a crashed run keeps its metrics),
+    Writes ``config.json`` and ``env.json`` at the start (a resumed run, whose state starts at
+    a step > 0, keeps ``env.json`` and appends its own environment to its ``resumes`` list),
+    appends one ``metrics.jsonl`` line per step record and per epoch (flushed each time, so
+    a crashed run keeps its metrics),
     and at the end ``model.pt`` (the final ``state_dict``) and ``summary.json`` (status,
     steps, final metrics).
 
@@ -61,9 +65,12 @@ class RunRecorder(Observer):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._started = time.perf_counter()
         state.config.save(self.run_dir / "config.json")
-        _write_json(
-            self.run_dir / "env.json", collect_env(state.device, state.config.seed, self.argv)
-        )
+        env = collect_env(state.device, state.config.seed, self.argv)
+        env_path = self.run_dir / "env.json"
+        if state.step > 0 and env_path.is_file():  # a resume: keep the original record
+            first = json.loads(env_path.read_text(encoding="utf-8"))
+            env = {**first, "resumes": [*first.get("resumes", []), {**env, "step": state.step}]}
+        _write_json(env_path, env)
         self._metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
 
     def _append(self, record: dict[str, Any]) -> None:
@@ -72,7 +79,8 @@ class RunRecorder(Observer):
         self._metrics.flush()
 
     def on_log(self, state: TrainState, record: StepRecord) -> None:
-        self._append(record.to_dict())
+        self._append({**record.to_dict(), **state.extras})
+        state.extras.clear()
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
         self._append(record.to_dict())
@@ -82,9 +90,11 @@ class RunRecorder(Observer):
             self._metrics.close()
             self._metrics = None
         weights = {k: v.detach().to("cpu") for k, v in state.model.state_dict().items()}
-        tmp = self.run_dir / "model.pt.tmp"
-        torch.save(weights, tmp)
-        os.replace(tmp, self.run_dir / "model.pt")  # never a half-written model.pt
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
+        if not bad:  # a NaN/Inf weight is never written
+            tmp = self.run_dir / "model.pt.tmp"
+            torch.save(weights, tmp)
+            os.replace(tmp, self.run_dir / "model.pt")  # never a half-written model.pt
         last = state.history[-1].to_dict() if state.history else None
         _write_json(
             self.run_dir / "summary.json",
@@ -93,6 +103,10 @@ class RunRecorder(Observer):
                 "stop_reason": state.stop_reason,
                 "epochs_completed": len(state.history),
                 "steps": state.step,
+                "skipped_steps": state.skipped_steps,
+                "model_pt": "not written: non-finite weights in " + ", ".join(bad)
+                if bad
+                else "written",
                 "final": {k: _json_safe(v) for k, v in last.items()} if last else None,
                 "seconds": round(time.perf_counter() - self._started, 3),
                 "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

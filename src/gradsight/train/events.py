@@ -16,6 +16,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from gradsight.config import TrainConfig
     from gradsight.data.base import DatasetInfo
+    from gradsight.train.progress import MetricWindow
 
 __all__ = ["EVENTS", "EpochRecord", "EventBus", "Observer", "StepRecord", "TrainState"]
 
@@ -55,6 +56,11 @@ class TrainState:
     skip_step: bool = False  # set before optimizer.step() to leave the weights untouched
     skipped_steps: int = 0  # updates skipped so far (their batches are left out of metrics)
     history: list[EpochRecord] = field(default_factory=list)
+    data_generator: torch.Generator | None = None  # draws each epoch's data order
+    window: MetricWindow | None = None  # the current epoch's running metrics
+    extras: dict[str, Any] = field(
+        default_factory=dict
+    )  # observers' additions to the next log line
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current step; ``reason`` ends up in the summary."""

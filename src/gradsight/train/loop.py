@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from gradsight.data.base import Split
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
+from gradsight.train.progress import MetricWindow, ResumePoint
+from gradsight.train.rng import restore_rng
 from gradsight.train.setup import Prepared
 
 __all__ = ["TrainResult", "evaluate", "fit", "train_one_epoch"]
@@ -31,49 +33,24 @@ class TrainResult:
     stop_reason: str | None = None
 
 
-class _Window:
-    """Per-step losses and hit counts kept on the device until the next sync."""
-
-    def __init__(self) -> None:
-        self.losses: list[Tensor] = []  # each: scalar mean loss of one batch
-        self.hits: list[Tensor] = []  # each: scalar count of correct predictions
-        self.sizes: list[int] = []
-        self.started = time.perf_counter()
-
-    def reset(self) -> None:
-        self.losses, self.hits, self.sizes = [], [], []
-        self.started = time.perf_counter()
-
-    def add(self, loss: Tensor, outputs: Tensor, targets: Tensor) -> None:
-        self.losses.append(loss.detach())
-        self.hits.append((outputs.detach().argmax(dim=1) == targets).sum())
-        self.sizes.append(int(targets.shape[0]))
-
-    def flush(self) -> tuple[float, int, int, float]:
-        """Return (loss sum over images, hits, images, seconds) and start a new window."""
-        if not self.sizes:
-            return 0.0, 0, 0, 0.0
-        sizes = torch.tensor(self.sizes, dtype=torch.float64)
-        losses = torch.stack(self.losses).to("cpu", torch.float64)  # one sync per window
-        loss_sum = float((losses * sizes).sum())
-        hits = int(torch.stack(self.hits).sum())
-        images, seconds = sum(self.sizes), time.perf_counter() - self.started
-        self.reset()
-        return loss_sum, hits, images, seconds
-
-
 def train_one_epoch(
-    state: TrainState, split: Split, bus: EventBus, generator: torch.Generator
+    state: TrainState, split: Split, bus: EventBus, generator: torch.Generator, skip: int = 0
 ) -> tuple[float, float]:
-    """Train ``state.model`` for one pass over ``split``; return (mean loss, accuracy)."""
+    """Train ``state.model`` for one pass over ``split``; return (mean loss, accuracy).
+
+    The first ``skip`` batches are drawn but not trained on (a resumed epoch); the running
+    metrics continue ``state.window`` when it is set.
+    """
     model, optimizer, config = state.model, state.optimizer, state.config
     criterion = nn.CrossEntropyLoss()
     model.train()
-    window, loss_total, hits_total, seen = _Window(), 0.0, 0, 0
+    window = state.window = state.window or MetricWindow()
     batches = split.batches(
         config.batch_size, shuffle=True, generator=generator, device=state.device
     )
     for state.batch_index, (inputs, targets) in enumerate(batches):
+        if state.batch_index < skip:  # same order as the interrupted run: skip what it did
+            continue
         state.inputs, state.targets = inputs, targets
         optimizer.zero_grad(set_to_none=True)
         bus.emit("before_forward", state)
@@ -95,7 +72,6 @@ def train_one_epoch(
             window.add(loss, outputs, targets)
         if state.step % config.log_every == 0 or state.should_stop:
             loss_sum, hits, images, seconds = window.flush()
-            loss_total, hits_total, seen = loss_total + loss_sum, hits_total + hits, seen + images
             lr = float(optimizer.param_groups[0]["lr"])
             nan = float("nan")
             record = StepRecord(
@@ -105,10 +81,10 @@ def train_one_epoch(
             bus.emit("log", state, record)
         if state.should_stop:
             break
-    loss_sum, hits, images, _ = window.flush()
-    loss_total, hits_total, seen = loss_total + loss_sum, hits_total + hits, seen + images
+    window.flush()
     state.inputs = state.targets = state.outputs = state.loss = None  # free the last graph
-    return loss_total / max(seen, 1), hits_total / max(seen, 1)
+    state.window = None
+    return window.loss_total / max(window.seen, 1), window.hits_total / max(window.seen, 1)
 
 
 @torch.no_grad()
@@ -129,12 +105,26 @@ def evaluate(
     return float(loss_sum) / n, int(hits) / n
 
 
-def fit(prepared: Prepared, observers: Sequence[Observer] = ()) -> TrainResult:
+def _resume_into(state: TrainState, generator: torch.Generator, resume: ResumePoint) -> None:
+    """Put the loop's position and data order where ``resume`` left them."""
+    state.step, state.skipped_steps = resume.step, resume.skipped_steps
+    state.history = list(resume.history)
+    state.window = resume.window
+    generator.set_state(resume.data_order_state)
+
+
+def fit(
+    prepared: Prepared, observers: Sequence[Observer] = (), resume: ResumePoint | None = None
+) -> TrainResult:
     """Train for ``config.epochs`` epochs, evaluating on the test split after each one.
 
     The data order comes from a generator seeded with ``config.seed``, so two runs with the
     same config see the same batches. ``train_end`` is emitted on every exit path; on Ctrl-C
     the ``KeyboardInterrupt`` is re-raised after it.
+
+    With ``resume`` (the model and optimizer already restored by the caller), training
+    continues at ``resume.epoch`` after its first ``resume.batch_index`` batches, with the data
+    order and every random generator as they were, so the result is bit-identical.
 
     Returns:
         The status, the epoch records and the number of optimizer steps.
@@ -144,14 +134,21 @@ def fit(prepared: Prepared, observers: Sequence[Observer] = ()) -> TrainResult:
         config, prepared.data.info, prepared.model, prepared.optimizer, prepared.device
     )
     bus = EventBus(observers)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = state.data_generator = torch.Generator().manual_seed(config.seed)
     status = "failed"
+    first, skip = (1, 0) if resume is None else (resume.epoch, resume.batch_index)
+    if resume is not None:
+        _resume_into(state, generator, resume)
     bus.emit("train_start", state)
     try:
-        for state.epoch in range(1, config.epochs + 1):
+        if resume is not None:
+            restore_rng(resume.rng)  # last, so nothing draws between restore and training
+        for state.epoch in range(first, config.epochs + 1):
             bus.emit("epoch_start", state)
             started = time.perf_counter()
-            train_loss, train_acc = train_one_epoch(state, prepared.data.train, bus, generator)
+            train_loss, train_acc = train_one_epoch(
+                state, prepared.data.train, bus, generator, skip if state.epoch == first else 0
+            )
             test_loss, test_acc = evaluate(
                 state.model, prepared.data.test, config.batch_size, state.device
             )

@@ -5,6 +5,7 @@ Everything that can fail on bad input fails here, before a run folder is created
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
@@ -18,7 +19,17 @@ from gradsight.errors import ConfigError
 from gradsight.models import build_model, check_model_fits
 from gradsight.train.device import resolve_device
 
-__all__ = ["Prepared", "build_optimizer", "prepare", "seed_everything"]
+__all__ = [
+    "CUBLAS_WORKSPACE",
+    "Prepared",
+    "build_optimizer",
+    "prepare",
+    "seed_everything",
+    "set_deterministic",
+]
+
+#: The cuBLAS workspace setting deterministic CUDA matmuls need.
+CUBLAS_WORKSPACE = ":4096:8"
 
 
 def seed_everything(seed: int) -> None:
@@ -26,6 +37,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Switch torch to deterministic kernels (or back), cuDNN included.
+
+    Sets ``torch.use_deterministic_algorithms``, ``cudnn.deterministic``, turns
+    ``cudnn.benchmark`` off, and sets ``CUBLAS_WORKSPACE_CONFIG`` to :data:`CUBLAS_WORKSPACE`
+    unless already set. An op without a deterministic kernel then raises instead of running.
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -75,6 +100,7 @@ def prepare(config: TrainConfig) -> Prepared:
             is written.
     """
     device = resolve_device(config.device)
+    set_deterministic(config.deterministic)
     data = load_dataset(
         config.dataset,
         data_dir=config.data_dir,

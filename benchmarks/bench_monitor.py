@@ -1,0 +1,94 @@
+"""Per-step cost of the gradient monitor vs a plain step, and vs detect_anomaly, in one run.
+
+One "step" is zero_grad, forward, CrossEntropy, backward, SGD step on a 64-image batch. The
+monitor runs as the training loop runs it (its before_forward / after_forward /
+after_backward / before_step / after_step handlers, default settings: one fused norm and one
+sync per step, per-layer checks every 20 steps, the forward sentinel every 200 steps).
+``torch.autograd.set_detect_anomaly(True)`` is measured in the same process. Blocks of
+--steps steps alternate in a random order; medians of per-step time are compared.
+Goal: monitor / plain <= 1.03.
+
+    python benchmarks/bench_monitor.py [--repeats 15] [--steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from gradsight.config import TrainConfig
+from gradsight.data import load_dataset
+from gradsight.models import DeepCNN, SimpleCNN
+from gradsight.observers.monitor import GradMonitor
+from gradsight.train import TrainState, build_optimizer
+
+
+def _block(
+    state: TrainState, batches: list[tuple[torch.Tensor, torch.Tensor]], mode: str, step0: int
+) -> float:
+    model, opt = state.model, state.optimizer
+    monitor = GradMonitor(model) if mode == "monitor" else None
+    start = time.perf_counter()
+    with torch.autograd.set_detect_anomaly(mode == "detect_anomaly"):
+        for i, (x, y) in enumerate(batches):
+            state.step, state.inputs, state.targets = step0 + i, x, y
+            opt.zero_grad(set_to_none=True)
+            if monitor:
+                monitor.on_before_forward(state)
+            state.loss = loss = nn.functional.cross_entropy(model(x), y)
+            if monitor:
+                monitor.on_after_forward(state)
+            loss.backward()
+            if monitor:
+                monitor.on_after_backward(state)
+                monitor.on_before_step(state)
+            opt.step()
+            state.step += 1
+            if monitor:
+                monitor.on_after_step(state)
+    return (time.perf_counter() - start) / len(batches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    data = load_dataset("fashion-mnist-mini")
+    gen = torch.Generator().manual_seed(0)
+    batches = list(data.train.batches(64, shuffle=True, generator=gen))[: args.steps]
+    config = TrainConfig()
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, CPU, batch 64, median ms/step")
+    print(f"over {args.repeats} interleaved blocks of {args.steps} steps")
+    print(f"{'model':<10}{'plain':>8}{'monitor':>9}{'ratio':>7}{'anomaly':>9}{'ratio':>7}")
+    shuffler = random.Random(0)
+    for name, build in (("SimpleCNN", SimpleCNN), ("deep", DeepCNN)):
+        torch.manual_seed(0)
+        model: nn.Module = build(1, 10, 28)
+        state = TrainState(
+            config, data.info, model, build_optimizer(config, model), torch.device("cpu")
+        )
+        modes = ["plain", "monitor", "detect_anomaly"]
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        for mode in modes:
+            _block(state, batches, mode, 1)  # warm-up
+        for _ in range(args.repeats):
+            shuffler.shuffle(modes)
+            for mode in modes:
+                times[mode].append(_block(state, batches, mode, 1))
+        plain, mon, anomaly = (
+            statistics.median(times[m]) * 1e3 for m in ("plain", "monitor", "detect_anomaly")
+        )
+        row = f"{name:<10}{plain:>8.2f}{mon:>9.2f}{mon / plain:>7.3f}"
+        print(f"{row}{anomaly:>9.2f}{anomaly / plain:>7.2f}")
+    print("goal: monitor / plain <= 1.03")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Turn the live training state into a checkpoint payload, and a payload back into a resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradsight.config import TrainConfig
+from gradsight.errors import CheckpointError
+from gradsight.train.events import EpochRecord, TrainState
+from gradsight.train.progress import MetricWindow, ResumePoint
+from gradsight.train.rng import capture_rng
+from gradsight.train.setup import Prepared
+
+__all__ = ["Checkpoint", "capture"]
+
+FORMAT = 1
+
+
+def capture(
+    state: TrainState,
+    *,
+    epoch: int,
+    batch_index: int,
+    data_order_state: torch.Tensor,
+    window: MetricWindow,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Return the payload that resumes ``state`` at batch ``batch_index`` of ``epoch``.
+
+    Args:
+        epoch: the 1-based epoch a resume continues.
+        batch_index: the batches of ``epoch`` already done.
+        data_order_state: the data generator's state at the start of ``epoch``.
+        window: the running metrics of ``epoch`` so far.
+        run_dir: the run folder, recorded so a checkpoint file alone finds its run.
+    """
+    return {
+        "format": FORMAT,
+        "config": state.config.to_dict(),
+        "model": {k: v.detach().to("cpu") for k, v in state.model.state_dict().items()},
+        "optimizer": state.optimizer.state_dict(),
+        "epoch": epoch,
+        "batch_index": batch_index,
+        "step": state.step,
+        "skipped_steps": state.skipped_steps,
+        "history": [r.to_dict() for r in state.history],
+        "data_order_state": data_order_state.clone(),
+        "window": window.to_dict(),
+        "rng": capture_rng(),
+        "run_dir": str(run_dir),
+    }
+
+
+def _record(data: dict[str, Any]) -> EpochRecord:
+    return EpochRecord(**{k: v for k, v in data.items() if k != "kind"})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded, checked checkpoint and the file it came from."""
+
+    path: Path
+    payload: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.payload["step"])
+
+    @property
+    def config(self) -> TrainConfig:
+        """Return the run's config, as saved in the checkpoint."""
+        try:
+            return TrainConfig.from_dict(self.payload["config"])
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"{self.path} has no valid config ({exc})") from None
+
+    def restore(self, prepared: Prepared) -> ResumePoint:
+        """Load the weights and optimizer state into ``prepared``; return where to resume."""
+        p = self.payload
+        prepared.model.load_state_dict(p["model"])
+        prepared.optimizer.load_state_dict(p["optimizer"])
+        return ResumePoint(
+            epoch=int(p["epoch"]),
+            batch_index=int(p["batch_index"]),
+            step=int(p["step"]),
+            skipped_steps=int(p["skipped_steps"]),
+            history=tuple(_record(r) for r in p["history"]),
+            data_order_state=p["data_order_state"],
+            window=MetricWindow.from_dict(p["window"], prepared.device),
+            rng=p["rng"],
+        )

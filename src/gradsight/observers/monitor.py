@@ -1,0 +1,276 @@
+"""The gradient health monitor: name the layer where NaN/Inf is born, what explodes, vanishes
+or never gets a gradient.
+
+Each step costs one fused ``torch._foreach_norm`` over the gradients and one device sync
+(the total norm, which doubles as the non-finite flag). Per-layer statistics are read only
+every ``log_every`` steps; the expensive checks (birthplace replay, the forward sentinel
+for masked NaNs) run only when needed or on sentinel steps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from gradsight.errors import ConfigError
+from gradsight.observers.birthplace import locate_nonfinite
+from gradsight.observers.findings import Finding
+from gradsight.observers.sentinel import NonFiniteSentinel
+from gradsight.train.events import Observer, TrainState
+
+__all__ = ["POLICIES", "GradMonitor", "MonitorConfig"]
+
+POLICIES = ("stop", "skip", "warn")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds and policies of :class:`GradMonitor`.
+
+    Raises:
+        ConfigError: an unknown policy or a non-positive threshold.
+    """
+
+    on_nonfinite: str = "stop"  # stop: skip the update and stop; skip: drop it, go on; warn
+    explode_norm: float = 1e3  # total gradient norm above this is exploding
+    explode_factor: float = 10.0  # ... or above this many times its running median
+    median_window: int = 50  # steps in the running median
+    warmup_steps: int = 5  # steps before the factor test applies
+    vanish_ratio: float = 1e-6  # layer ||grad|| / ||weight|| below this is vanishing ...
+    vanish_checks: int = 3  # ... for this many log intervals in a row
+    log_every: int = 20
+    sentinel_every: int = 200  # steps between forward NaN sentinels (0: first step only)
+    clip_grad_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_nonfinite not in POLICIES:
+            raise ConfigError(
+                f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: "
+                f"{', '.join(POLICIES)}"
+            )
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ConfigError(f"--clip-grad-norm must be positive, got {self.clip_grad_norm!r}")
+
+
+def _layer(param_name: str) -> str:
+    return param_name.rpartition(".")[0] or param_name
+
+
+class GradMonitor(Observer):
+    """Watch every training step's gradients and report findings as they happen.
+
+    Use it as an observer of :func:`gradsight.train.fit`, or in your own loop: call
+    :meth:`check` after each ``loss.backward()`` and before ``optimizer.step()``; it
+    returns whether the update should be skipped.
+
+    Args:
+        model: the model whose parameters are watched.
+        config: thresholds and policies.
+        on_finding: called with each :class:`Finding` (e.g. write events.jsonl, print it).
+        run_dir: where ``nonfinite-step<N>.pt`` (batch + weights) is saved for reproduction.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: MonitorConfig | None = None,
+        on_finding: Callable[[Finding], object] | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config or MonitorConfig()
+        self.on_finding = on_finding
+        self.run_dir = run_dir
+        self.findings: list[Finding] = []
+        self.named = [(n, p) for n, p in model.named_parameters()]
+        self.totals: deque[float] = deque(maxlen=self.config.median_window)
+        self.skipped = 0
+        self.clipped = 0
+        self.last_total = math.nan
+        self._checked_no_grad = False
+        self._diagnosed = False
+        self._exploding = False
+        self._low_counts: dict[str, int] = {}
+        self._vanished: set[str] = set()
+        self._sentinel: NonFiniteSentinel | None = None
+        self._sentinel_hit: tuple[str, str | None] | None = None
+
+    def _emit(self, finding: Finding) -> None:
+        self.findings.append(finding)
+        if self.on_finding is not None:
+            self.on_finding(finding)
+
+    # -- the per-step check ---------------------------------------------------------------
+    def check(
+        self, step: int, epoch: int = 0, inputs: Tensor | None = None, targets: Tensor | None = None
+    ) -> bool:
+        """Check the gradients now in ``.grad``; return True when the update must be skipped.
+
+        ``inputs``/``targets`` (the batch) let a NaN/Inf be traced to where it was born.
+        """
+        if not self._checked_no_grad:
+            self._checked_no_grad = True
+            self._report_no_grad(step, epoch)
+        grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
+        if not grads:
+            return False
+        norms = torch.stack(torch._foreach_norm([g for _, g in grads]))  # (P,) on the device
+        total = float(torch.linalg.vector_norm(norms))  # the one sync per step
+        self.last_total = total
+        if not math.isfinite(total):
+            return self._nonfinite(step, epoch, [n for n, _ in grads], norms, inputs, targets)
+        self._check_exploding(step, epoch, total)
+        self.totals.append(total)
+        if (step + 1) % self.config.log_every == 0:
+            self._check_layers(step, epoch, [n for n, _ in grads], norms)
+        return False
+
+    def _report_no_grad(self, step: int, epoch: int) -> None:
+        for name, p in self.named:
+            if p.grad is not None:
+                continue
+            if not p.requires_grad:
+                msg = f"{name} is frozen (requires_grad=False): it gets no gradient, by design"
+                self._emit(Finding(step, epoch, "no_grad", "info", msg, _layer(name), name))
+            else:
+                msg = (
+                    f"{name} got no gradient: detached, not reachable from the loss (a "
+                    ".detach(), torch.no_grad() or an unused branch cuts it off)"
+                )
+                self._emit(Finding(step, epoch, "no_grad", "warning", msg, _layer(name), name))
+
+    def _check_exploding(self, step: int, epoch: int, total: float) -> None:
+        cfg = self.config
+        median = statistics.median(self.totals) if len(self.totals) >= cfg.warmup_steps else None
+        too_big = total > cfg.explode_norm
+        jumped = median is not None and median > 0 and total > cfg.explode_factor * median
+        if (too_big or jumped) and not self._exploding:
+            why = (
+                f"above {cfg.explode_norm:g}" if too_big
+                else f"{total / median:.0f}x its running median {median:.3g}"  # type: ignore[operator]
+            )  # fmt: skip
+            msg = f"total gradient norm {total:.3g} is exploding ({why}); lower the lr or clip"
+            self._emit(Finding(step, epoch, "exploding", "warning", msg, value=total))
+        self._exploding = too_big or jumped
+
+    def _check_layers(self, step: int, epoch: int, names: list[str], norms: Tensor) -> None:
+        grad = dict(zip(names, norms.tolist(), strict=True))
+        weights = torch.stack(torch._foreach_norm([p.detach() for _, p in self.named])).tolist()
+        layers: dict[str, list[float]] = {}
+        wlayers: dict[str, list[float]] = {}
+        for (name, _), w in zip(self.named, weights, strict=True):
+            if name in grad:
+                layers.setdefault(_layer(name), []).append(grad[name] ** 2)
+                wlayers.setdefault(_layer(name), []).append(w**2)
+        self.layer_norms = {k: math.sqrt(sum(v)) for k, v in layers.items()}
+        for layer, sq in layers.items():
+            ratio = math.sqrt(sum(sq)) / max(math.sqrt(sum(wlayers[layer])), 1e-12)
+            low = ratio < self.config.vanish_ratio
+            self._low_counts[layer] = self._low_counts.get(layer, 0) + 1 if low else 0
+            if self._low_counts[layer] >= self.config.vanish_checks and layer not in self._vanished:
+                self._vanished.add(layer)
+                msg = (
+                    f"{layer}: gradient is vanishing, ||grad||/||weight|| = {ratio:.2g} below "
+                    f"{self.config.vanish_ratio:g} for {self.config.vanish_checks} checks; its "
+                    "weights barely move (try ReLU, normalisation or residual connections)"
+                )
+                self._emit(Finding(step, epoch, "vanishing", "warning", msg, layer, value=ratio))
+
+    def _nonfinite(
+        self, step: int, epoch: int, names: list[str], norms: Tensor,
+        inputs: Tensor | None, targets: Tensor | None,
+    ) -> bool:  # fmt: skip
+        bad = [n for n, v in zip(names, norms.tolist(), strict=True) if not math.isfinite(v)]
+        policy = self.config.on_nonfinite
+        if self._diagnosed:
+            self.skipped += policy != "warn"
+            return policy != "warn" or self.config.clip_grad_norm is not None
+        self._diagnosed = True
+        where = ""
+        finding = Finding(step, epoch, "nonfinite", "error", "", param=bad[0] if bad else None)
+        if inputs is not None and targets is not None:
+            born = locate_nonfinite(
+                self.model, inputs, lambda out: nn.functional.cross_entropy(out, targets)
+            )
+            if born.phase is not None:
+                where = (
+                    f"; born in the {born.phase} pass in {born.module or 'the model'} ({born.op})"
+                )
+                finding = Finding(
+                    step, epoch, "nonfinite", "error", "", born.module, bad[0] if bad else None,
+                    born.phase, born.op,
+                )  # fmt: skip
+            self._save_batch(step, inputs, targets)
+        action = {"stop": "stopping", "skip": "skipping this update", "warn": "continuing"}[policy]
+        msg = f"NaN/Inf gradient in {', '.join(bad) or 'the gradients'}{where}; {action}"
+        self._emit(Finding(**{**finding.__dict__, "message": msg}))
+        self.skipped += policy != "warn"
+        return policy != "warn" or self.config.clip_grad_norm is not None
+
+    def _save_batch(self, step: int, inputs: Tensor, targets: Tensor) -> None:
+        if self.run_dir is None:
+            return
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        payload = {"step": step, "inputs": inputs.cpu(), "targets": targets.cpu(), "state": state}
+        torch.save(payload, self.run_dir / f"nonfinite-step{step}.pt")
+
+    # -- as an observer of the training loop --------------------------------------------
+    def _sentinel_step(self, step: int) -> bool:
+        every = self.config.sentinel_every
+        return step == 0 or (every > 0 and step % every == 0)
+
+    def on_before_forward(self, state: TrainState) -> None:
+        if self._sentinel_step(state.step):
+            self._sentinel = NonFiniteSentinel(state.model).__enter__()
+
+    def on_after_forward(self, state: TrainState) -> None:
+        if self._sentinel is not None:
+            self._sentinel.__exit__()
+            hit, self._sentinel = self._sentinel.hit, None
+            self._sentinel_hit = (hit.op, hit.module) if hit else None
+
+    def on_after_backward(self, state: TrainState) -> None:
+        skip = self.check(state.step, state.epoch, state.inputs, state.targets)
+        if self._sentinel_hit is not None and math.isfinite(self.last_total):
+            op, module = self._sentinel_hit
+            msg = (
+                f"NaN/Inf appeared in the forward pass at {op} in {module or 'the model'} but "
+                "was masked: no parameter gradient is affected (check where()/masking code)"
+            )
+            self._emit(
+                Finding(
+                    state.step, state.epoch, "masked", "warning", msg, module, None, "forward", op
+                )
+            )
+        self._sentinel_hit = None
+        if skip:
+            state.skip_step = True
+            if self.config.on_nonfinite == "stop":
+                state.request_stop(f"non-finite gradient at step {state.step}")
+
+    def on_before_step(self, state: TrainState) -> None:
+        max_norm = self.config.clip_grad_norm
+        if max_norm is None or state.skip_step:
+            return  # a NaN/Inf gradient is never clipped into the weights
+        params = [p for _, p in self.named if p.grad is not None]
+        nn.utils.clip_grad_norm_(params, max_norm)
+        if self.last_total > max_norm:
+            self.clipped += 1
+
+    def on_after_step(self, state: TrainState) -> None:
+        if state.step % self.config.log_every != 0:
+            return  # the loop logs after this step: put the norms in that line
+        state.extras["grad_norm_total"] = self.last_total
+        state.extras["skipped_steps"] = self.skipped
+        if self.config.clip_grad_norm is not None:
+            state.extras["clipped_steps"] = self.clipped
+        layer_norms = getattr(self, "layer_norms", None)
+        if layer_norms:
+            state.extras["grad_norm"] = dict(layer_norms)

@@ -1,0 +1,94 @@
+"""Kill ``gradsight train`` with SIGKILL at exact points, resume, and match an unbroken run.
+
+The crash points come from the test-only ``GRADSIGHT_TEST_CRASH_AT`` hook: ``step:N`` dies
+right after step N, ``write:N`` halfway through writing step N's checkpoint. 512 synthetic
+images in batches of 32 make 16 steps an epoch, 32 in all; checkpoints every 3 steps.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradsight.checkpoint import load_checkpoint
+from gradsight.checkpoint.io import CRASH_ENV
+from gradsight.cli import ExitCode, main
+from gradsight.observers import read_metrics
+
+ARGS = ["--data", "synthetic", "--epochs", "2", "--batch-size", "32", "--device", "cpu"]
+ARGS += ["--log-every", "4", "--checkpoint-every", "3", "--quiet"]
+
+
+def _crash(crash_at: str, *argv: str) -> None:
+    env = {**os.environ, CRASH_ENV: crash_at}
+    cmd = [sys.executable, "-m", "gradsight", "train", *argv]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -9, done.stderr  # SIGKILL, as asked
+
+
+def _resume(run: Path) -> str:
+    err = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code = main(["train", "--resume", str(run), "--checkpoint-every", "3", "--quiet"],
+                    stdout=io.StringIO(), stderr=err)  # fmt: skip
+    assert code == ExitCode.OK, err.getvalue()
+    return err.getvalue()
+
+
+def _comparable(run: Path) -> list[dict[str, object]]:
+    return [
+        {k: v for k, v in m.items() if k != "seconds"} for m in read_metrics(run / "metrics.jsonl")
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("ref") / "run"
+    code = main(["train", *ARGS, "--out", str(run)], stdout=io.StringIO(), stderr=io.StringIO())
+    assert code == ExitCode.OK
+    return run
+
+
+def _assert_same_run(run: Path, reference: Path) -> None:
+    ours = torch.load(run / "model.pt", weights_only=True)
+    theirs = torch.load(reference / "model.pt", weights_only=True)
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)  # bit-identical
+    assert _comparable(run) == _comparable(reference)  # no duplicated or missing line
+    folder = run / "checkpoints"
+    assert not list(folder.glob(".*.tmp"))
+    steps = [load_checkpoint(p)["step"] for p in sorted(folder.iterdir())]
+    assert steps == [32, 27, 30, 32]  # last.pt, then the kept three
+
+
+@pytest.mark.parametrize("crash_at", ["write:9", "write:16"])
+def test_crash_during_checkpoint_write_resumes_bit_identical(
+    tmp_path: Path, reference: Path, crash_at: str
+) -> None:
+    run = tmp_path / "run"
+    _crash(crash_at, *ARGS, "--out", str(run))
+    left = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert any(name.endswith(".tmp") for name in left)  # it died mid-write
+    _resume(run)
+    _assert_same_run(run, reference)
+
+
+def test_repeated_crashes_and_a_corrupt_checkpoint(tmp_path: Path, reference: Path) -> None:
+    run = tmp_path / "run"
+    _crash("step:5", *ARGS, "--out", str(run))  # between checkpoints: resumes from step 3
+    assert [m["step"] for m in read_metrics(run / "metrics.jsonl")] == [4]
+    _crash("step:23", "--resume", str(run), "--checkpoint-every", "3", "--quiet")
+    newest = run / "checkpoints" / "step-00000021.pt"
+    newest.write_bytes(newest.read_bytes()[:-64])  # a disk that lost the tail
+    err = _resume(run)
+    assert "step-00000021.pt is truncated or corrupted" in err
+    assert "dropped 1 line(s) after step 18" in err  # the step-20 line is written again
+    _assert_same_run(run, reference)

@@ -1,0 +1,205 @@
+"""The gradient monitor on planted faults: each test names the exact module it expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from gradsight.config import TrainConfig
+from gradsight.data.base import LoadedDataset
+from gradsight.models import SimpleCNN
+from gradsight.observers.findings import Finding
+from gradsight.observers.monitor import GradMonitor, MonitorConfig
+from gradsight.train import (
+    Observer,
+    Prepared,
+    TrainState,
+    build_optimizer,
+    fit,
+    prepare,
+    seed_everything,
+)
+
+
+class Log(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.log(x)  # NaN for x < 0: born in the forward pass
+
+
+class SqrtWhere(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0, x.sqrt(), x)  # sqrt(x<0) is NaN, masked; its backward is not
+
+
+class Exp(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.exp(x * 200.0)  # overflows to Inf in the forward pass
+
+
+class MaskedLog(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0, torch.log(x), torch.zeros_like(x))  # NaN masked away
+
+
+class Net(nn.Module):
+    def __init__(self, middle: nn.Module) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 16)
+        self.middle = middle
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.middle(self.fc1(x.flatten(1))))
+
+
+def _run(
+    data: LoadedDataset, model: nn.Module, tmp: Path | None = None, **cfg: object
+) -> tuple[GradMonitor, str, int]:
+    config = TrainConfig(**{"batch_size": 16, "epochs": 1, "log_every": 2, **cfg})  # type: ignore[arg-type]
+    seed_everything(0)
+    prepared = Prepared(config, data, model, build_optimizer(config, model), torch.device("cpu"))
+    mcfg = MonitorConfig(
+        on_nonfinite=config.on_nonfinite, log_every=2, clip_grad_norm=config.clip_grad_norm
+    )
+    monitor = GradMonitor(model, mcfg, run_dir=tmp)
+    result = fit(prepared, [monitor])
+    return monitor, result.status, result.steps
+
+
+def _first(monitor: GradMonitor, kind: str) -> Finding:
+    return next(f for f in monitor.findings if f.kind == kind)
+
+
+def test_nan_born_in_forward_names_the_parameterless_module(
+    tiny_data: LoadedDataset, tmp_path: Path
+) -> None:
+    monitor, status, steps = _run(tiny_data, Net(Log()), tmp_path)
+    found = _first(monitor, "nonfinite")
+    assert (found.phase, found.module, found.op) == ("forward", "middle", "Log")
+    assert found.severity == "error" and "born in the forward pass in middle" in found.message
+    assert status == "stopped" and steps == 1
+    saved = torch.load(tmp_path / "nonfinite-step0.pt", weights_only=True)
+    assert saved["inputs"].shape == (16, 1, 8, 8) and "fc1.weight" in saved["state"]
+
+
+def test_nan_born_in_backward_names_module_and_op(tiny_data: LoadedDataset) -> None:
+    monitor, _, _ = _run(tiny_data, Net(SqrtWhere()))
+    found = _first(monitor, "nonfinite")
+    assert (found.phase, found.module, found.op) == ("backward", "middle", "SqrtBackward0")
+
+
+def test_inf_by_overflow(tiny_data: LoadedDataset) -> None:
+    monitor, _, _ = _run(tiny_data, Net(Exp()))
+    found = _first(monitor, "nonfinite")
+    assert (found.phase, found.module, found.op) == ("forward", "middle", "Exp")
+
+
+def test_masked_nan_is_a_warning_and_training_goes_on(tiny_data: LoadedDataset) -> None:
+    monitor, status, steps = _run(tiny_data, Net(MaskedLog()))
+    found = _first(monitor, "masked")
+    assert (found.severity, found.phase, found.module, found.op) == (
+        "warning", "forward", "middle", "log",
+    )  # fmt: skip
+    assert not any(f.kind == "nonfinite" for f in monitor.findings)
+    assert status == "completed" and steps == 6
+
+
+class DetachedCNN(SimpleCNN):
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(self.relu(self.conv1(x))).detach()  # conv1 gets no gradient
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_detached_and_frozen_parameters(tiny_data: LoadedDataset) -> None:
+    model = DetachedCNN(1, 3, 8)
+    monitor, _, _ = _run(tiny_data, model)
+    detached = {f.param: f for f in monitor.findings if f.kind == "no_grad"}
+    assert set(detached) == {"conv1.weight", "conv1.bias"}
+    assert all(f.severity == "warning" and "detached" in f.message for f in detached.values())
+    frozen = SimpleCNN(1, 3, 8)
+    frozen.conv1.requires_grad_(False)
+    monitor, _, _ = _run(tiny_data, frozen)
+    reasons = {(f.param, f.severity) for f in monitor.findings if f.kind == "no_grad"}
+    assert reasons == {("conv1.weight", "info"), ("conv1.bias", "info")}
+    assert "frozen" in _first(monitor, "no_grad").message
+
+
+def test_lr_10_is_exploding_before_the_loss_is_nan() -> None:
+    config = TrainConfig(lr=10.0, epochs=1, device="cpu", on_nonfinite="warn")
+    prepared = prepare(config)  # the article's CNN on the bundled Fashion-MNIST
+    losses: list[float] = []
+
+    class Watch(Observer):
+        def on_after_forward(self, state: TrainState) -> None:
+            losses.append(float(state.loss.detach()))  # type: ignore[union-attr]
+
+        def on_after_step(self, state: TrainState) -> None:
+            if state.step >= 30:
+                state.request_stop("enough")
+
+    monitor = GradMonitor(prepared.model, MonitorConfig(on_nonfinite="warn"))
+    fit(prepared, [Watch(), monitor])
+    exploding = _first(monitor, "exploding")
+    first_nan_loss = next(i for i, loss in enumerate(losses) if loss != loss)
+    assert exploding.step < first_nan_loss
+    assert exploding.value is not None and exploding.value > 1e3
+    assert "lower the lr or clip" in exploding.message
+
+
+class SigmoidStack(nn.Module):
+    def __init__(self, depth: int = 20) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(4, 4, 3, padding=1), nn.Sigmoid()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+def test_deep_sigmoid_stack_vanishes_in_its_first_layers(tiny_data: LoadedDataset) -> None:
+    monitor, _, _ = _run(tiny_data, SigmoidStack(), epochs=2)
+    vanished = [f.module for f in monitor.findings if f.kind == "vanishing"]
+    assert "body.0" in vanished  # the first conv
+    assert "head" not in vanished  # the last layer still learns
+
+
+class NanAtStep(nn.Module):
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += 1
+        return x * float("nan") if self.calls == self.at + 1 else x
+
+
+def test_skip_leaves_the_weights_of_the_skipped_step_untouched(tiny_data: LoadedDataset) -> None:
+    model = Net(NanAtStep(at=2))
+    snapshots: dict[int, dict[str, Tensor]] = {}
+
+    class Snap(GradMonitor):
+        def on_before_forward(self, state) -> None:  # type: ignore[no-untyped-def]
+            snapshots[state.step] = {k: v.clone() for k, v in model.state_dict().items()}
+            super().on_before_forward(state)
+
+    config = TrainConfig(batch_size=16, epochs=1, log_every=2, on_nonfinite="skip")
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    monitor = Snap(model, MonitorConfig(on_nonfinite="skip", log_every=2))
+    result = fit(prepared, [monitor])
+    assert result.status == "completed" and monitor.skipped == 1
+    before, after = snapshots[2], snapshots[3]  # step 2 was skipped
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not all(torch.equal(snapshots[1][k], before[k]) for k in before)  # others did update
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_clipping_caps_the_update_and_counts(tiny_data: LoadedDataset) -> None:
+    monitor, status, _ = _run(tiny_data, SimpleCNN(1, 3, 8), clip_grad_norm=1e-3)
+    assert status == "completed" and monitor.clipped == 6  # every step's norm is above 1e-3
