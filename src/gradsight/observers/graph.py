@@ -336,6 +336,10 @@ class GraphCapture:
         """Map each ``next_functions`` index of node ``nid`` to the id of the node it feeds."""
         return {k: e.dst for k, e in self._out_edges.get(nid, {}).items()}
 
+    def node(self, nid: str) -> GraphNode:
+        """The (live) node with id ``nid``."""
+        return self._nodes[0] if nid == LOSS_ID else self._nodes[int(nid[1:]) + 1]
+
     @property
     def node_ids(self) -> dict[Node, str]:
         """The id given to each autograd node reached from the loss."""
@@ -357,14 +361,20 @@ class GraphCapture:
             node = self._nodes[int(nid[1:]) + 1]  # _nodes[0] is the loss, then n0, n1, ...
             node.grad_norm, node.nonfinite = stats.norm, stats.nonfinite
 
-    def _fill_params(self) -> None:
+    def _fill_params(self, measured: dict[str, GradStats | None] | None = None) -> None:
+        """Give the loss node its seed gradient and each leaf its ``.grad`` norm.
+
+        ``measured`` holds leaf stats already taken (by a tracer) so they are not redone.
+        """
         loss_node = self._nodes[0]
         if self._edges[0].grad_norm is not None:
             loss_node.grad_norm = self._edges[0].grad_norm
         for node, nid in self._ids.items():
             if type(node).__name__ == "AccumulateGrad":
-                stats = grad_stats(node.variable.grad)  # type: ignore[attr-defined]
-                self._set_node(nid, stats)
+                if measured is not None and nid in measured:
+                    self._set_node(nid, measured[nid])
+                else:
+                    self._set_node(nid, grad_stats(node.variable.grad, full=False))  # type: ignore[attr-defined]
 
     @property
     def graph(self) -> AutogradGraph:

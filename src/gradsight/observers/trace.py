@@ -86,7 +86,7 @@ class BackwardTracer:
             raise ValueError(f"detail must be 'full' or 'norm', not {detail!r}")
         self._full = detail == "full"
         self._capture = GraphCapture(loss, model, modules)
-        self._graph_nodes = {n.id: n for n in self._capture.graph.nodes}
+        self._leaf_stats: dict[str, GradStats | None] = {}
         self._events: list[TraceEvent] = []
         self._pending: dict[str, tuple[dict[str, Any], GradStats | None, bool, float]] = {}
         self._sent: dict[str, list[GradStats | None]] = {}  # dst id -> stats sent to it
@@ -122,13 +122,14 @@ class BackwardTracer:
         ) -> None:
             stop = time.perf_counter()
             facts, received, accumulated, start = self._pending.pop(nid)
-            graph_node = self._graph_nodes[nid]
+            graph_node = self._capture.node(nid)
             param = graph_node.name if graph_node.kind == "param" else None
             variable = getattr(node, "variable", None)
             if isinstance(variable, Tensor):  # AccumulateGrad: report the stored .grad
                 fresh = not accumulated and received is not None  # .grad now equals what came in
                 produced = [received if fresh else grad_stats(variable.grad, self._full)]
                 name = "AccumulateGrad"
+                self._leaf_stats[nid] = produced[0]
             else:
                 produced = [grad_stats(g, self._full) for g in grad_inputs]
                 name = graph_node.name
@@ -165,7 +166,7 @@ class BackwardTracer:
     @property
     def trace(self) -> BackwardTrace:
         """The events so far, and the graph with the gradients seen so far."""
-        self._capture._fill_params()
+        self._capture._fill_params(self._leaf_stats)
         return BackwardTrace(list(self._events), self._capture.graph, self._seconds)
 
 
