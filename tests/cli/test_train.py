@@ -238,3 +238,12 @@ def test_warn_policy_never_writes_nan_weights(tmp_path: Path) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert code == 0 and summary["status"] == "completed"
     assert not (run / "model.pt").exists() and summary["model_pt"].startswith("not written")
+
+
+def test_resume_refuses_options_that_would_be_ignored(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", *FAST, "--epochs", "1", "--quiet", "--out", str(run))
+    assert code == 0, err
+    code, _, err = run_cli("train", "--resume", str(run), "--lr", "0.5")
+    assert code == 2 and "--lr 0.5 differs from the saved 0.01" in err
+    assert len(err.strip().splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from rich.console import Console
@@ -17,6 +18,7 @@ from gradsight.cli.options import (
     default_run_dir,
 )
 from gradsight.cli.progress import ProgressDisplay, epoch_table
+from gradsight.config import TrainConfig
 from gradsight.errors import ConfigError
 from gradsight.observers import RunRecorder
 from gradsight.observers.findings import EventLog, Finding
@@ -50,6 +52,23 @@ def _check_run_dir(path: Path) -> None:
         )
 
 
+def _refuse_changed_options(given: TrainConfig, saved: TrainConfig) -> None:
+    """A resumed run keeps its saved config: refuse options that would silently be ignored."""
+    defaults = TrainConfig()
+    changed = [
+        f.name for f in dataclasses.fields(TrainConfig)
+        if getattr(given, f.name) != getattr(defaults, f.name)
+        and getattr(given, f.name) != getattr(saved, f.name)
+    ]  # fmt: skip
+    if changed:
+        name = changed[0]
+        raise ConfigError(
+            f"--resume continues the run with its saved config, but --{name.replace('_', '-')} "
+            f"{getattr(given, name)!r} differs from the saved {getattr(saved, name)!r}; drop it "
+            "(or start a new run)"
+        )
+
+
 def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run ``gradsight train`` and return its exit code.
 
@@ -57,6 +76,8 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     so bad input leaves nothing behind.
     """
     resumed = find_resume(args, out) if args.resume else None
+    if resumed is not None:
+        _refuse_changed_options(config_from_args(args), resumed.config)
     config = resumed.config if resumed else config_from_args(args)
     run_dir: Path = resumed.run_dir if resumed else args.out or default_run_dir(config)
     if resumed is None:
