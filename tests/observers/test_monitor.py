@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -203,3 +204,44 @@ def test_skip_leaves_the_weights_of_the_skipped_step_untouched(tiny_data: Loaded
 def test_clipping_caps_the_update_and_counts(tiny_data: LoadedDataset) -> None:
     monitor, status, _ = _run(tiny_data, SimpleCNN(1, 3, 8), clip_grad_norm=1e-3)
     assert status == "completed" and monitor.clipped == 6  # every step's norm is above 1e-3
+
+
+def test_update_ratio_is_measured_and_a_huge_lr_warned(tiny_data: LoadedDataset) -> None:
+    model = SimpleCNN(1, 3, 8)
+    config = TrainConfig(batch_size=16, epochs=1, log_every=2, lr=0.01)
+    seed_everything(0)
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    lines: list[dict[str, object]] = []
+    expected: dict[str, float] = {}
+
+    class Witness(Observer):
+        def on_before_step(self, state: TrainState) -> None:
+            if state.step == 1:  # plain SGD: the update is lr * grad
+                for layer in ("conv1", "fc"):
+                    ps = [p for n, p in model.named_parameters() if n.startswith(layer + ".")]
+                    grad = math.sqrt(sum(float(p.grad.norm()) ** 2 for p in ps))  # type: ignore[union-attr]
+                    weight = math.sqrt(sum(float(p.detach().norm()) ** 2 for p in ps))
+                    expected[layer] = 0.01 * grad / weight
+
+        def on_log(self, state: TrainState, record: object) -> None:
+            lines.append(dict(state.extras))
+
+    monitor = GradMonitor(model, MonitorConfig(log_every=2, update_every=2))
+    fit(prepared, [monitor, Witness()])
+    ratios = lines[0]["update_ratio"]
+    assert isinstance(ratios, dict) and set(ratios) == {"conv1", "fc"}
+    for layer, value in expected.items():
+        assert math.isclose(ratios[layer], value, rel_tol=1e-4), layer
+
+    model = SimpleCNN(1, 3, 8)
+    config = TrainConfig(batch_size=16, epochs=1, log_every=2, lr=50.0, on_nonfinite="warn")
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    monitor = GradMonitor(model, MonitorConfig(log_every=2, update_every=2, on_nonfinite="warn"))
+    fit(prepared, [monitor])
+    warned = [f for f in monitor.findings if f.kind == "update_ratio"]
+    assert warned and "lr may be too high" in warned[0].message
+    assert warned[0].value is not None and warned[0].value > 0.1

@@ -47,6 +47,8 @@ class MonitorConfig:
     vanish_checks: int = 3  # ... for this many log intervals in a row
     log_every: int = 20
     sentinel_every: int = 200  # steps between forward NaN sentinels (0: first step only)
+    update_every: int = 100  # steps between per-layer update/weight ratios (0: never)
+    update_band: tuple[float, float] = (1e-5, 1e-1)  # warn outside; healthy is about 1e-3
     clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
@@ -101,6 +103,8 @@ class GradMonitor(Observer):
         self._vanished: set[str] = set()
         self._sentinel: NonFiniteSentinel | None = None
         self._sentinel_hit: tuple[str, str | None] | None = None
+        self._before: list[Tensor] | None = None  # weights before an update-ratio step
+        self._update_warned: set[str] = set()
 
     def _emit(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -255,7 +259,16 @@ class GradMonitor(Observer):
             if self.config.on_nonfinite == "stop":
                 state.request_stop(f"non-finite gradient at step {state.step}")
 
+    def _update_step(self, step: int) -> bool:
+        every = self.config.update_every
+        return every > 0 and (step + 1) % every == 0
+
     def on_before_step(self, state: TrainState) -> None:
+        if self._update_step(state.step) and not state.skip_step:
+            self._before = [p.detach().clone() for _, p in self.named]
+        self._clip(state)
+
+    def _clip(self, state: TrainState) -> None:
         max_norm = self.config.clip_grad_norm
         if max_norm is None or state.skip_step:
             return  # a NaN/Inf gradient is never clipped into the weights
@@ -264,7 +277,48 @@ class GradMonitor(Observer):
         if self.last_total > max_norm:
             self.clipped += 1
 
+    def _update_ratios(self, state: TrainState) -> None:
+        """Per layer ||w_after - w_before|| / ||w_before||: how far one step moved it."""
+        assert self._before is not None
+        after = [p.detach() for _, p in self.named]
+        moved = torch.stack(torch._foreach_norm(torch._foreach_sub(after, self._before))).tolist()
+        sizes = torch.stack(torch._foreach_norm(self._before)).tolist()
+        self._before = None
+        moves: dict[str, list[float]] = {}
+        weights: dict[str, list[float]] = {}
+        for (name, _), m, w in zip(self.named, moved, sizes, strict=True):
+            moves.setdefault(_layer(name), []).append(m * m)
+            weights.setdefault(_layer(name), []).append(w * w)
+        ratios = {
+            k: math.sqrt(sum(v)) / max(math.sqrt(sum(weights[k])), 1e-12) for k, v in moves.items()
+        }
+        state.extras["update_ratio"] = ratios
+        low, high = self.config.update_band
+        for layer, ratio in ratios.items():
+            if (ratio < low or ratio > high) and ratio > 0 and layer not in self._update_warned:
+                self._update_warned.add(layer)
+                side = (
+                    "large: the lr may be too high" if ratio > high else "small: it barely learns"
+                )
+                msg = (
+                    f"{layer}: one update moved its weights by {ratio:.2g} of their norm "
+                    f"({side}; ~1e-3 is typical)"
+                )
+                self._emit(
+                    Finding(
+                        state.step - 1,
+                        state.epoch,
+                        "update_ratio",
+                        "warning",
+                        msg,
+                        layer,
+                        value=ratio,
+                    )
+                )
+
     def on_after_step(self, state: TrainState) -> None:
+        if self._before is not None:
+            self._update_ratios(state)
         if state.step % self.config.log_every != 0:
             return  # the loop logs after this step: put the norms in that line
         state.extras["grad_norm_total"] = self.last_total
