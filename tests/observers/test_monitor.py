@@ -245,3 +245,34 @@ def test_update_ratio_is_measured_and_a_huge_lr_warned(tiny_data: LoadedDataset)
     warned = [f for f in monitor.findings if f.kind == "update_ratio"]
     assert warned and "lr may be too high" in warned[0].message
     assert warned[0].value is not None and warned[0].value > 0.1
+
+
+class HalfDead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 16)
+        with torch.no_grad():
+            self.fc1.bias[:12] = -1e4  # 12 of 16 units can never be positive
+        self.fc1.bias.requires_grad_(False)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x.flatten(1))))
+
+
+def test_dead_relu_is_opt_in_and_names_the_module(tiny_data: LoadedDataset) -> None:
+    torch.manual_seed(0)
+    model = HalfDead()
+    config = TrainConfig(batch_size=16, epochs=1, log_every=2)
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    monitor = GradMonitor(model, MonitorConfig(log_every=2, dead_relu=True, dead_relu_every=3))
+    fit(prepared, [monitor])
+    dead = [f for f in monitor.findings if f.kind == "dead_relu"]
+    assert [f.module for f in dead] == ["act", "act"]  # one report per 3-step window
+    assert dead[0].value == 0.75 and "75% of its units never fired" in dead[0].message
+    assert len(model.act._forward_hooks) == 0  # removed at the end
+    quiet = GradMonitor(HalfDead(), MonitorConfig(log_every=2))
+    assert quiet._relus is None  # off by default: no hooks

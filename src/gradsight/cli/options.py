@@ -94,6 +94,10 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "naming where it was born), skip that update and go on, or warn and go on",
     )  # fmt: skip
     health.add_argument(
+        "--watch-dead-relu", action="store_true",
+        help="report ReLU modules most of whose units never fire (forward hooks; opt-in)",
+    )  # fmt: skip
+    health.add_argument(
         "--clip-grad-norm", type=float, metavar="X",
         help="clip the total gradient norm to X before each step (the article uses 1.0)",
     )  # fmt: skip

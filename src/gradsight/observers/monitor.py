@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from gradsight.errors import ConfigError
 from gradsight.observers.birthplace import locate_nonfinite
+from gradsight.observers.dead_relu import DeadReluWatch
 from gradsight.observers.findings import Finding
 from gradsight.observers.sentinel import NonFiniteSentinel
 from gradsight.train.events import Observer, TrainState
@@ -49,6 +50,9 @@ class MonitorConfig:
     sentinel_every: int = 200  # steps between forward NaN sentinels (0: first step only)
     update_every: int = 100  # steps between per-layer update/weight ratios (0: never)
     update_band: tuple[float, float] = (1e-5, 1e-1)  # warn outside; healthy is about 1e-3
+    dead_relu: bool = False  # opt-in: forward hooks on every nn.ReLU
+    dead_relu_every: int = 100  # steps in a dead-ReLU window
+    dead_relu_fraction: float = 0.5  # warn when more units than this never fired
     clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
@@ -105,6 +109,7 @@ class GradMonitor(Observer):
         self._sentinel_hit: tuple[str, str | None] | None = None
         self._before: list[Tensor] | None = None  # weights before an update-ratio step
         self._update_warned: set[str] = set()
+        self._relus = DeadReluWatch(model) if self.config.dead_relu else None
 
     def _emit(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -259,6 +264,10 @@ class GradMonitor(Observer):
             if self.config.on_nonfinite == "stop":
                 state.request_stop(f"non-finite gradient at step {state.step}")
 
+    def on_train_end(self, state: TrainState, status: str) -> None:
+        if self._relus is not None:
+            self._relus.remove()
+
     def _update_step(self, step: int) -> bool:
         every = self.config.update_every
         return every > 0 and (step + 1) % every == 0
@@ -316,7 +325,23 @@ class GradMonitor(Observer):
                     )
                 )
 
+    def _check_dead(self, state: TrainState) -> None:
+        assert self._relus is not None
+        for name, dead in self._relus.dead_fractions().items():
+            if dead > self.config.dead_relu_fraction:
+                msg = (
+                    f"{name}: {dead:.0%} of its units never fired in the last "
+                    f"{self.config.dead_relu_every} steps (dead ReLUs: lower the lr, check the "
+                    "init, or try LeakyReLU)"
+                )
+                finding = Finding(
+                    state.step, state.epoch, "dead_relu", "warning", msg, name, value=dead
+                )
+                self._emit(finding)
+
     def on_after_step(self, state: TrainState) -> None:
+        if self._relus is not None and state.step % self.config.dead_relu_every == 0:
+            self._check_dead(state)
         if self._before is not None:
             self._update_ratios(state)
         if state.step % self.config.log_every != 0:
