@@ -276,3 +276,37 @@ def test_dead_relu_is_opt_in_and_names_the_module(tiny_data: LoadedDataset) -> N
     assert len(model.act._forward_hooks) == 0  # removed at the end
     quiet = GradMonitor(HalfDead(), MonitorConfig(log_every=2))
     assert quiet._relus is None  # off by default: no hooks
+
+
+class SqrtRelu(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sqrt(torch.relu(x))  # d sqrt at 0 is inf; ReLU's backward masks it
+
+
+def test_masked_in_backward_names_the_op(tiny_data: LoadedDataset) -> None:
+    monitor, status, _ = _run(tiny_data, Net(SqrtRelu()))
+    found = _first(monitor, "masked")
+    assert (found.phase, found.module, found.op) == ("backward", "middle", "SqrtBackward0")
+    assert status == "completed" and not any(f.kind == "nonfinite" for f in monitor.findings)
+
+
+class Amplify(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += self.training  # evaluation passes do not count
+        if self.training and self.calls == 10 and x.requires_grad:  # step 9, a check step
+            x.register_hook(lambda g: g * 1e4)  # fc1's gradient (only) is 1e4x too large
+        return x
+
+
+def test_one_layer_exploding_against_its_own_median(tiny_data: LoadedDataset) -> None:
+    torch.manual_seed(0)
+    monitor, _, _ = _run(tiny_data, Net(Amplify()), epochs=2, on_nonfinite="warn")
+    layers = [f.module for f in monitor.findings if f.kind == "exploding" and f.module]
+    assert "fc1" in layers
+    found = next(f for f in monitor.findings if f.kind == "exploding" and f.module == "fc1")
+    assert found.step == 9 and "is exploding" in found.message
+    assert not any(f.kind == "exploding" for f in monitor.findings if f.step < 9)

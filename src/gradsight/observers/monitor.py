@@ -23,7 +23,9 @@ from gradsight.errors import ConfigError
 from gradsight.observers.birthplace import locate_nonfinite
 from gradsight.observers.dead_relu import DeadReluWatch
 from gradsight.observers.findings import Finding
+from gradsight.observers.modules import ModuleTracker
 from gradsight.observers.sentinel import NonFiniteSentinel
+from gradsight.observers.trace import BackwardTracer
 from gradsight.train.events import Observer, TrainState
 
 __all__ = ["POLICIES", "GradMonitor", "MonitorConfig"]
@@ -104,12 +106,16 @@ class GradMonitor(Observer):
         self._diagnosed = False
         self._exploding = False
         self._low_counts: dict[str, int] = {}
+        self._layer_history: dict[str, deque[float]] = {}
+        self._exploded: set[str] = set()
         self._vanished: set[str] = set()
         self._sentinel: NonFiniteSentinel | None = None
         self._sentinel_hit: tuple[str, str | None] | None = None
         self._before: list[Tensor] | None = None  # weights before an update-ratio step
         self._update_warned: set[str] = set()
         self._relus = DeadReluWatch(model) if self.config.dead_relu else None
+        self._modules: ModuleTracker | None = None
+        self._tracer: BackwardTracer | None = None
 
     def _emit(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -179,6 +185,7 @@ class GradMonitor(Observer):
                 layers.setdefault(_layer(name), []).append(grad[name] ** 2)
                 wlayers.setdefault(_layer(name), []).append(w**2)
         self.layer_norms = {k: math.sqrt(sum(v)) for k, v in layers.items()}
+        self._check_layer_explosions(step, epoch)
         for layer, sq in layers.items():
             ratio = math.sqrt(sum(sq)) / max(math.sqrt(sum(wlayers[layer])), 1e-12)
             low = ratio < self.config.vanish_ratio
@@ -191,6 +198,26 @@ class GradMonitor(Observer):
                     "weights barely move (try ReLU, normalisation or residual connections)"
                 )
                 self._emit(Finding(step, epoch, "vanishing", "warning", msg, layer, value=ratio))
+
+    def _check_layer_explosions(self, step: int, epoch: int) -> None:
+        """Per layer: norm above the absolute threshold, or k x its own running median."""
+        cfg = self.config
+        for layer, norm in self.layer_norms.items():
+            history = self._layer_history.setdefault(layer, deque(maxlen=cfg.median_window))
+            median = statistics.median(history) if len(history) >= cfg.vanish_checks else None
+            history.append(norm)
+            jumped = median is not None and median > 0 and norm > cfg.explode_factor * median
+            if (norm > cfg.explode_norm or jumped) and layer not in self._exploded:
+                self._exploded.add(layer)
+                why = (
+                    f"above {cfg.explode_norm:g}"
+                    if norm > cfg.explode_norm
+                    else (
+                        f"{norm / median:.0f}x its running median {median:.3g}"  # type: ignore[operator]
+                    )
+                )
+                msg = f"{layer}: gradient norm {norm:.3g} is exploding ({why})"
+                self._emit(Finding(step, epoch, "exploding", "warning", msg, layer, value=norm))
 
     def _nonfinite(
         self, step: int, epoch: int, names: list[str], norms: Tensor,
@@ -238,15 +265,42 @@ class GradMonitor(Observer):
     def on_before_forward(self, state: TrainState) -> None:
         if self._sentinel_step(state.step):
             self._sentinel = NonFiniteSentinel(state.model).__enter__()
+            self._modules = ModuleTracker(state.model)
 
     def on_after_forward(self, state: TrainState) -> None:
         if self._sentinel is not None:
             self._sentinel.__exit__()
             hit, self._sentinel = self._sentinel.hit, None
             self._sentinel_hit = (hit.op, hit.module) if hit else None
+        if self._modules is not None:  # sentinel step: also watch the backward pass
+            self._modules.remove()
+            if state.loss is not None and state.loss.grad_fn is not None:
+                self._tracer = BackwardTracer(state.loss, state.model, self._modules, "norm")
+            self._modules = None
+
+    def _masked_in_backward(self, state: TrainState) -> None:
+        """On a sentinel step: a NaN/Inf gradient inside the graph that no parameter got."""
+        assert self._tracer is not None
+        self._tracer.remove()
+        events, self._tracer = self._tracer.trace.events, None
+        if not math.isfinite(self.last_total):
+            return  # not masked: the nonfinite finding covers it
+        bad = next((e for e in events if any(s and s.nonfinite for s in e.produced)), None)
+        if bad is not None:
+            msg = (
+                f"NaN/Inf gradient appeared in the backward pass at {bad.name} in "
+                f"{bad.module or 'the model'} but was masked before reaching any parameter"
+            )
+            finding = Finding(
+                state.step, state.epoch, "masked", "warning", msg, bad.module, None, "backward",
+                bad.name,
+            )  # fmt: skip
+            self._emit(finding)
 
     def on_after_backward(self, state: TrainState) -> None:
         skip = self.check(state.step, state.epoch, state.inputs, state.targets)
+        if self._tracer is not None:
+            self._masked_in_backward(state)
         if self._sentinel_hit is not None and math.isfinite(self.last_total):
             op, module = self._sentinel_hit
             msg = (
@@ -267,6 +321,12 @@ class GradMonitor(Observer):
     def on_train_end(self, state: TrainState, status: str) -> None:
         if self._relus is not None:
             self._relus.remove()
+        if self._modules is not None:
+            self._modules.remove()
+        if self._tracer is not None:
+            self._tracer.remove()
+        if self._sentinel is not None:
+            self._sentinel.__exit__()
 
     def _update_step(self, step: int) -> bool:
         every = self.config.update_every
