@@ -33,7 +33,7 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
     if shutil.which("dot") is None:
         graph_files = ["graph.json", "trace.json", "graph.dot", "graph-modules.dot"]
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        [*RUN_FILES, *graph_files, "checkpoints"]
+        [*RUN_FILES, *graph_files, "checkpoints", "curves.png", "gradflow.png", "report.html"]
     )
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert checkpoints == ["last.pt", "step-00000016.pt", "step-00000032.pt"]  # epoch ends

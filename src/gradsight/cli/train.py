@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -24,7 +25,10 @@ from gradsight.observers import RunRecorder
 from gradsight.observers.findings import EventLog, Finding
 from gradsight.observers.monitor import GradMonitor, MonitorConfig
 from gradsight.observers.snapshot import FirstStepSnapshot
+from gradsight.observers.tensorboard import TensorBoardLogger, require_tensorboard
 from gradsight.reports.graph_files import write_first_step
+from gradsight.reports.html import write_report
+from gradsight.reports.plots import write_plots
 from gradsight.train import Observer, fit, prepare
 
 __all__ = ["register", "run_train"]
@@ -41,6 +45,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_data_model_options(parser)
     add_train_options(parser)
+    tb = parser.add_argument_group("tensorboard (pip install 'gradsight[tensorboard]')")
+    tb.add_argument(
+        "--tensorboard", action="store_true",
+        help="also write TensorBoard event files into RUN_DIR/tensorboard",
+    )  # fmt: skip
+    tb.add_argument(
+        "--tensorboard-hist-every", type=int, default=100, metavar="N",
+        help="steps between gradient histograms with --tensorboard; 0: none (default 100)",
+    )  # fmt: skip
     parser.set_defaults(command=run_train)
 
 
@@ -75,6 +88,12 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     Every input is checked (config, data, model, device) before the run folder is created,
     so bad input leaves nothing behind.
     """
+    if args.tensorboard:
+        require_tensorboard()
+    if args.tensorboard_hist_every < 0:
+        raise ConfigError(
+            f"--tensorboard-hist-every must be >= 0, got {args.tensorboard_hist_every}"
+        )
     resumed = find_resume(args, out) if args.resume else None
     if resumed is not None:
         _refuse_changed_options(config_from_args(args), resumed.config)
@@ -105,6 +124,7 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
             on_nonfinite=config.on_nonfinite,
             clip_grad_norm=config.clip_grad_norm,
             log_every=config.log_every,
+            dead_relu=args.watch_dead_relu,
         ),
         on_finding=report,
         run_dir=run_dir,
@@ -115,6 +135,8 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         events,
         FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace)),
     ]
+    if args.tensorboard:  # after the monitor, whose grad_norm_total it logs
+        observers.append(TensorBoardLogger(run_dir / "tensorboard", args.tensorboard_hist_every))
     observers.append(CheckpointObserver(checkpoint_settings(args, run_dir), run_dir))
     if start is not None:  # the first step's graph and trace belong to the original run
         observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]
@@ -125,6 +147,7 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     except KeyboardInterrupt:
         err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
         raise
+    _write_reports(run_dir)
     out.print(epoch_table(result.epochs))
     if result.status != "completed":
         err.print(f"gradsight: training {result.status}: {result.stop_reason}", markup=False)
@@ -133,6 +156,15 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         return ExitCode.OK
     nonfinite = any(f.kind == "nonfinite" for f in monitor.findings)
     return ExitCode.NONFINITE if nonfinite else ExitCode.FAILED
+
+
+def _write_reports(run_dir: Path) -> None:
+    """Write ``curves.png``, ``gradflow.png`` and ``report.html``; a failure only warns."""
+    for name, write in (("plots", write_plots), ("report.html", write_report)):
+        try:
+            write(run_dir)
+        except Exception as exc:  # the run is recorded; a drawing bug must not fail it
+            warnings.warn(f"could not write {name} into {run_dir}: {exc!r}", RuntimeWarning, 2)
 
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}

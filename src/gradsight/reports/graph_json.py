@@ -6,9 +6,9 @@ import json
 import math
 from typing import Any
 
-from gradsight.observers.graph import AutogradGraph, GraphEdge, GraphNode
+from gradsight.observers.graph import AutogradGraph, GraphEdge, GraphNode, NoGradParam, SavedTensor
 
-__all__ = ["graph_to_dict", "graph_to_json"]
+__all__ = ["graph_from_dict", "graph_to_dict", "graph_to_json"]
 
 
 def _num(value: float | None) -> float | None:
@@ -64,3 +64,40 @@ def graph_to_dict(graph: AutogradGraph) -> dict[str, Any]:
 def graph_to_json(graph: AutogradGraph) -> str:
     """Return the graph as indented JSON text."""
     return json.dumps(graph_to_dict(graph), indent=1) + "\n"
+
+
+def _tuple(shape: list[int] | None) -> tuple[int, ...] | None:
+    return tuple(shape) if shape is not None else None
+
+
+def graph_from_dict(data: dict[str, Any]) -> AutogradGraph:
+    """Rebuild an :class:`AutogradGraph` from :func:`graph_to_dict`'s data (e.g. ``graph.json``).
+
+    Null norms stay None. Raises ``KeyError``/``TypeError`` on data of another shape.
+    """
+    nodes = [
+        GraphNode(
+            id=n["id"],
+            kind=n["kind"],
+            name=n["name"],
+            module=n.get("module"),
+            shape=_tuple(n.get("shape")),
+            grad_norm=n.get("grad_norm"),
+            nonfinite=n.get("nonfinite", 0),
+            saved=tuple(
+                SavedTensor(s["name"], _tuple(s.get("shape")), s.get("dtype"), s.get("value"))
+                for s in n.get("saved", ())
+            ),
+            ops=tuple(n.get("ops", ())),
+            call=n.get("call", 0),
+        )
+        for n in data["nodes"]
+    ]
+    edges = [
+        GraphEdge(
+            e["src"], e["dst"], _tuple(e.get("shape")), e.get("grad_norm"), e.get("nonfinite", 0)
+        )
+        for e in data["edges"]
+    ]
+    no_grad = [NoGradParam(p["name"], p["reason"]) for p in data.get("no_grad_params", ())]
+    return AutogradGraph(nodes, edges, no_grad, level=data.get("level", "op"))
