@@ -24,7 +24,7 @@ class MetricWindow:
     """
 
     losses: list[Tensor] = field(default_factory=list)  # each: scalar mean loss of one batch
-    hits: list[Tensor] = field(default_factory=list)  # each: scalar count of correct predictions
+    hits: list[Tensor | int] = field(default_factory=list)  # correct predictions of each step
     sizes: list[int] = field(default_factory=list)
     loss_total: float = 0.0  # loss summed over the images of flushed windows
     hits_total: int = 0
@@ -34,7 +34,11 @@ class MetricWindow:
     def add(self, loss: Tensor, outputs: Tensor, targets: Tensor) -> None:
         """Append one step: ``outputs`` (B, num_classes), ``targets`` (B,)."""
         self.losses.append(loss.detach())
-        self.hits.append((outputs.detach().argmax(dim=1) == targets).sum())
+        hit = (outputs.detach().argmax(dim=1) == targets).sum()
+        # On the CPU reading the count now costs no sync, and keeping these small tensors
+        # alive measured ~8% slower per epoch (benchmarks/bench_train.py); on an
+        # accelerator the tensor stays on the device until the next flush.
+        self.hits.append(int(hit) if hit.device.type == "cpu" else hit)
         self.sizes.append(int(targets.shape[0]))
 
     def flush(self) -> tuple[float, int, int, float]:
@@ -44,7 +48,9 @@ class MetricWindow:
         sizes = torch.tensor(self.sizes, dtype=torch.float64)
         losses = torch.stack(self.losses).to("cpu", torch.float64)  # one sync per window
         loss_sum = float((losses * sizes).sum())
-        hits = int(torch.stack(self.hits).sum())
+        on_device = [h for h in self.hits if isinstance(h, Tensor)]
+        hits = sum(h for h in self.hits if isinstance(h, int))
+        hits += int(torch.stack(on_device).sum()) if on_device else 0
         images, seconds = sum(self.sizes), time.perf_counter() - self.started
         self.losses, self.hits, self.sizes = [], [], []
         self.started = time.perf_counter()
@@ -56,7 +62,7 @@ class MetricWindow:
         """Return the window as tensors and numbers only (safe for ``weights_only`` loading)."""
         return {
             "losses": [t.to("cpu") for t in self.losses],
-            "hits": [t.to("cpu") for t in self.hits],
+            "hits": [torch.as_tensor(h).to("cpu") for h in self.hits],
             "sizes": list(self.sizes),
             "loss_total": self.loss_total,
             "hits_total": self.hits_total,
