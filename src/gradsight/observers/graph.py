@@ -245,13 +245,18 @@ class GraphCapture:
         loss: a tensor with a ``grad_fn`` (usually the scalar loss).
         model: names parameters (``conv1.weight``) and lets frozen/detached ones be listed.
         modules: a :class:`ModuleTracker` that watched the forward pass, for op -> module.
+        saved: record saved-tensor metadata (names, shapes); False skips it, for speed.
 
     Raises:
         ValueError: ``loss`` has no ``grad_fn`` (it does not require grad).
     """
 
     def __init__(
-        self, loss: Tensor, model: nn.Module | None = None, modules: ModuleTracker | None = None
+        self,
+        loss: Tensor,
+        model: nn.Module | None = None,
+        modules: ModuleTracker | None = None,
+        saved: bool = True,
     ) -> None:
         if loss.grad_fn is None:
             raise ValueError(
@@ -268,6 +273,7 @@ class GraphCapture:
         ]  # the seed gradient, d loss / d loss
         self._out_edges: dict[str, dict[int, GraphEdge]] = {}  # src id -> next_functions index
         self.in_degree: dict[str, int] = {}  # node id -> edges arriving from other nodes
+        self._read_saved = saved
         self._walk(loss.grad_fn, modules)
 
     def _leaf(self, node: Node, node_id: str) -> GraphNode:
@@ -298,7 +304,7 @@ class GraphCapture:
             self._nodes.append(
                 GraphNode(
                     nid, "op", type(node).__name__, module, _output_shape(node),
-                    saved=_saved(node), call=call,
+                    saved=_saved(node) if self._read_saved else (), call=call,
                 )
             )  # fmt: skip
             out = self._out_edges.setdefault(nid, {})

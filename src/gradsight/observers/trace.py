@@ -85,7 +85,7 @@ class BackwardTracer:
         if detail not in ("full", "norm"):
             raise ValueError(f"detail must be 'full' or 'norm', not {detail!r}")
         self._full = detail == "full"
-        self._capture = GraphCapture(loss, model, modules)
+        self._capture = GraphCapture(loss, model, modules, saved=self._full)
         self._leaf_stats: dict[str, GradStats | None] = {}
         self._events: list[TraceEvent] = []
         self._pending: dict[str, tuple[dict[str, Any], GradStats | None, bool, float]] = {}
