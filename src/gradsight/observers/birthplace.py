@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gradsight.observers.handles import HookHandle
-from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.modules import ModuleTracker, has_nonfinite
 from gradsight.observers.trace import trace_backward
 
 __all__ = ["Birthplace", "locate_nonfinite"]
@@ -33,16 +32,6 @@ class Birthplace:
     op: str | None  # module type (forward) or autograd node name (backward)
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, Tensor):
-        return not value.is_floating_point() or bool(torch.isfinite(value).all())
-    if isinstance(value, (tuple, list)):
-        return all(_finite(v) for v in value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    return True
-
-
 def _forward_birth(
     model: nn.Module, inputs: Tensor, loss_fn: Callable[[Tensor], Tensor]
 ) -> tuple[Birthplace | None, Tensor, ModuleTracker]:
@@ -50,7 +39,7 @@ def _forward_birth(
 
     def make_hook(name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if not found and _finite(args) and not _finite(output):
+            if not found and not has_nonfinite(args) and has_nonfinite(output):
                 found.append(Birthplace("forward", name or None, type(module).__name__))
 
         return hook
@@ -61,7 +50,7 @@ def _forward_birth(
         HookHandle(m.register_forward_hook(make_hook(n)) for n, m in leaves),
     ):
         loss = loss_fn(model(inputs))
-    if not found and not _finite(loss):
+    if not found and has_nonfinite(loss):
         found.append(Birthplace("forward", None, "loss"))
     return (found[0] if found else None), loss, modules
 

@@ -15,20 +15,33 @@ from torch.autograd.graph import Node
 
 from gradsight.observers.handles import HookHandle
 
-__all__ = ["ModuleTracker", "grad_fns"]
+__all__ = ["ModuleTracker", "grad_fns", "has_nonfinite", "tensors_in"]
+
+
+def tensors_in(value: Any) -> Iterator[torch.Tensor]:
+    """Yield every tensor inside ``value`` (a tensor, or tuples, lists and dicts of them)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from tensors_in(item)
+
+
+def has_nonfinite(value: Any) -> bool:
+    """Return whether a floating-point tensor inside ``value`` holds NaN or Inf."""
+    return any(
+        t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors_in(value)
+    )
 
 
 def grad_fns(value: Any) -> Iterator[Node]:
     """Yield the ``grad_fn`` of every tensor inside ``value`` (tensors, tuples, lists, dicts)."""
-    if isinstance(value, torch.Tensor):
-        if value.grad_fn is not None:
-            yield value.grad_fn
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from grad_fns(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from grad_fns(item)
+    for tensor in tensors_in(value):
+        if tensor.grad_fn is not None:
+            yield tensor.grad_fn
 
 
 class ModuleTracker:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from gradsight.observers.handles import HookHandle
+from gradsight.observers.modules import has_nonfinite
 
 __all__ = ["NonFiniteSentinel", "SentinelHit"]
 
@@ -27,14 +27,6 @@ class SentinelHit:
     module: str | None
 
 
-def _bad(value: Any) -> bool:
-    if isinstance(value, Tensor) and value.is_floating_point():
-        return not bool(torch.isfinite(value).all())
-    if isinstance(value, (tuple, list)):
-        return any(_bad(v) for v in value)
-    return False
-
-
 class _Mode(TorchFunctionMode):
     def __init__(self, sentinel: NonFiniteSentinel) -> None:
         super().__init__()
@@ -42,7 +34,7 @@ class _Mode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if self.sentinel.hit is None and _bad(out):
+        if self.sentinel.hit is None and has_nonfinite(out):
             stack = self.sentinel.stack
             name = getattr(func, "__name__", str(func))
             self.sentinel.hit = SentinelHit(name, stack[-1] if stack else None)
