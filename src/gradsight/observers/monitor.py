@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,27 @@ class MonitorConfig:
 
 def _layer(param_name: str) -> str:
     return param_name.rpartition(".")[0] or param_name
+
+
+def _per_layer(norms: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Combine per-parameter norms into per-layer norms: sqrt of the sum of squares."""
+    squares: dict[str, float] = {}
+    for name, norm in norms:
+        squares[_layer(name)] = squares.get(_layer(name), 0.0) + norm * norm
+    return {layer: math.sqrt(sq) for layer, sq in squares.items()}
+
+
+def _explosion(
+    value: float, history: Sequence[float], min_history: int, cfg: MonitorConfig
+) -> str | None:
+    """Why ``value`` is exploding (above the absolute bound, or k x the median of
+    ``history`` once it holds ``min_history`` values), or None when it is not."""
+    if value > cfg.explode_norm:
+        return f"above {cfg.explode_norm:g}"
+    median = statistics.median(history) if len(history) >= min_history else None
+    if median is not None and median > 0 and value > cfg.explode_factor * median:
+        return f"{value / median:.0f}x its running median {median:.3g}"
+    return None
 
 
 class GradMonitor(Observer):
@@ -162,32 +183,22 @@ class GradMonitor(Observer):
                 self._emit(Finding(step, epoch, "no_grad", "warning", msg, _layer(name), name))
 
     def _check_exploding(self, step: int, epoch: int, total: float) -> None:
-        cfg = self.config
-        median = statistics.median(self.totals) if len(self.totals) >= cfg.warmup_steps else None
-        too_big = total > cfg.explode_norm
-        jumped = median is not None and median > 0 and total > cfg.explode_factor * median
-        if (too_big or jumped) and not self._exploding:
-            why = (
-                f"above {cfg.explode_norm:g}" if too_big
-                else f"{total / median:.0f}x its running median {median:.3g}"  # type: ignore[operator]
-            )  # fmt: skip
+        why = _explosion(total, self.totals, self.config.warmup_steps, self.config)
+        if why is not None and not self._exploding:
             msg = f"total gradient norm {total:.3g} is exploding ({why}); lower the lr or clip"
             self._emit(Finding(step, epoch, "exploding", "warning", msg, value=total))
-        self._exploding = too_big or jumped
+        self._exploding = why is not None
 
     def _check_layers(self, step: int, epoch: int, names: list[str], norms: Tensor) -> None:
         grad = dict(zip(names, norms.tolist(), strict=True))
         weights = torch.stack(torch._foreach_norm([p.detach() for _, p in self.named])).tolist()
-        layers: dict[str, list[float]] = {}
-        wlayers: dict[str, list[float]] = {}
-        for (name, _), w in zip(self.named, weights, strict=True):
-            if name in grad:
-                layers.setdefault(_layer(name), []).append(grad[name] ** 2)
-                wlayers.setdefault(_layer(name), []).append(w**2)
-        self.layer_norms = {k: math.sqrt(sum(v)) for k, v in layers.items()}
+        self.layer_norms = _per_layer(grad.items())
+        weight_norms = _per_layer(
+            (name, w) for (name, _), w in zip(self.named, weights, strict=True) if name in grad
+        )
         self._check_layer_explosions(step, epoch)
-        for layer, sq in layers.items():
-            ratio = math.sqrt(sum(sq)) / max(math.sqrt(sum(wlayers[layer])), 1e-12)
+        for layer, norm in self.layer_norms.items():
+            ratio = norm / max(weight_norms[layer], 1e-12)
             low = ratio < self.config.vanish_ratio
             self._low_counts[layer] = self._low_counts.get(layer, 0) + 1 if low else 0
             if self._low_counts[layer] >= self.config.vanish_checks and layer not in self._vanished:
@@ -204,18 +215,10 @@ class GradMonitor(Observer):
         cfg = self.config
         for layer, norm in self.layer_norms.items():
             history = self._layer_history.setdefault(layer, deque(maxlen=cfg.median_window))
-            median = statistics.median(history) if len(history) >= cfg.vanish_checks else None
+            why = _explosion(norm, history, cfg.vanish_checks, cfg)
             history.append(norm)
-            jumped = median is not None and median > 0 and norm > cfg.explode_factor * median
-            if (norm > cfg.explode_norm or jumped) and layer not in self._exploded:
+            if why is not None and layer not in self._exploded:
                 self._exploded.add(layer)
-                why = (
-                    f"above {cfg.explode_norm:g}"
-                    if norm > cfg.explode_norm
-                    else (
-                        f"{norm / median:.0f}x its running median {median:.3g}"  # type: ignore[operator]
-                    )
-                )
                 msg = f"{layer}: gradient norm {norm:.3g} is exploding ({why})"
                 self._emit(Finding(step, epoch, "exploding", "warning", msg, layer, value=norm))
 
@@ -353,14 +356,10 @@ class GradMonitor(Observer):
         moved = torch.stack(torch._foreach_norm(torch._foreach_sub(after, self._before))).tolist()
         sizes = torch.stack(torch._foreach_norm(self._before)).tolist()
         self._before = None
-        moves: dict[str, list[float]] = {}
-        weights: dict[str, list[float]] = {}
-        for (name, _), m, w in zip(self.named, moved, sizes, strict=True):
-            moves.setdefault(_layer(name), []).append(m * m)
-            weights.setdefault(_layer(name), []).append(w * w)
-        ratios = {
-            k: math.sqrt(sum(v)) / max(math.sqrt(sum(weights[k])), 1e-12) for k, v in moves.items()
-        }
+        names = [name for name, _ in self.named]
+        moves = _per_layer(zip(names, moved, strict=True))
+        weights = _per_layer(zip(names, sizes, strict=True))
+        ratios = {k: v / max(weights[k], 1e-12) for k, v in moves.items()}
         state.extras["update_ratio"] = ratios
         low, high = self.config.update_band
         for layer, ratio in ratios.items():
