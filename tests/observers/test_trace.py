@@ -10,7 +10,7 @@ import torchvision
 from torch import nn
 
 from gradsight.models import SimpleCNN
-from gradsight.observers.graph import grad_stats
+from gradsight.observers.graph import Scratch, grad_stats
 from gradsight.observers.modules import ModuleTracker
 from gradsight.observers.trace import BackwardTracer, trace_backward
 
@@ -176,3 +176,53 @@ def test_overflowing_squares_give_the_exact_norm() -> None:
     assert stats is not None and stats.nonfinite == 0
     assert math.isclose(stats.norm, 3e38 * math.sqrt(2), rel_tol=1e-6)
     assert stats.max_abs == pytest.approx(3e38, rel=1e-6) and stats.zeros == 0
+
+
+def test_a_reshape_reuses_the_stats_of_the_gradient_it_passes_on() -> None:
+    _, _, loss, modules = _article()
+    trace = trace_backward(loss, modules=modules)
+    view = next(e for e in trace.events if e.name == "ViewBackward0")
+    received, produced = view.received[0], view.produced[0]
+    assert received is not None and produced is not None
+    assert received.shape == (4, 4096) and produced.shape == (4, 16, 16, 16)
+    assert (produced.norm, produced.zeros, produced.max_abs) == (
+        received.norm, received.zeros, received.max_abs,
+    )  # fmt: skip
+
+
+def test_relu_explanation_follows_threshold_backward_for_nan_inputs() -> None:
+    x = torch.tensor([math.nan, -1.0, 2.0], requires_grad=True)
+    trace = trace_backward(torch.relu(x).sum())  # must not fail on the NaN activation
+    relu = next(e for e in trace.events if e.name == "ReluBackward0")
+    assert "zeroed 33% of it" in relu.explanation  # only -1: a NaN result passes its gradient
+    produced = relu.produced[0]
+    assert produced is not None and produced.zeros == 1 and x.grad is not None
+    assert x.grad.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_second_backward_is_explained_as_accumulating() -> None:
+    model, _, loss, modules = _article()
+    loss.backward(retain_graph=True)
+    trace = trace_backward(loss, model, modules)
+    weight = next(e for e in trace.events if e.param == "fc.weight")
+    assert weight.explanation == "AccumulateGrad: added to fc.weight.grad"
+    stored = weight.produced[0]
+    assert stored is not None and model.fc.weight.grad is not None
+    assert math.isclose(stored.norm, float(model.fc.weight.grad.norm()), rel_tol=1e-6)
+
+
+def test_node_times_are_disjoint_parts_of_the_traced_backward() -> None:
+    _, _, loss, modules = _article()
+    trace = trace_backward(loss, modules=modules)
+    assert all(e.seconds >= 0 for e in trace.events)
+    assert sum(e.seconds for e in trace.events) <= trace.seconds
+
+
+def test_scratch_counts_exactly_and_reuses_its_buffer() -> None:
+    scratch = Scratch()
+    g = torch.randn(64, 16, 32, 32).relu()
+    assert int(scratch.count(torch.eq, g, 0)) == int((g == 0).sum())
+    first = scratch.buffer(g.shape, torch.float32, g.device).data_ptr()
+    small = torch.tensor([0.0, 1.0, 0.0])
+    assert int(scratch.count(torch.eq, small, 0)) == 2
+    assert scratch.buffer(small.shape, torch.float32, small.device).data_ptr() == first

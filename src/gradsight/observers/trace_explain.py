@@ -12,11 +12,18 @@ from typing import Any
 import torch
 from torch.autograd.graph import Node
 
-from gradsight.observers.graph import GradStats
+from gradsight.observers.graph import GradStats, Scratch
 
-__all__ = ["explain", "facts_before"]
+__all__ = ["explain", "facts_before", "needs_facts"]
 
 Facts = dict[str, Any]
+
+_FACT_NODES = ("ReluBackward", "MaxPool2DWithIndicesBackward")
+
+
+def needs_facts(node: Node) -> bool:
+    """Whether ``facts_before`` reads anything from this kind of node."""
+    return type(node).__name__.startswith(_FACT_NODES)
 
 
 def _shape(shape: Sequence[int] | None) -> str:
@@ -30,30 +37,26 @@ def _saved(node: Node, name: str) -> Any:
         return None
 
 
-def facts_before(node: Node) -> Facts:
+def facts_before(node: Node, scratch: Scratch | None = None) -> Facts:
     """Measure what an explanation needs from ``node``'s saved tensors, before it runs."""
     name = type(node).__name__
+    scratch = scratch or Scratch()
     if name.startswith("ReluBackward"):
         result = _saved(node, "result")
         if isinstance(result, torch.Tensor) and result.numel():  # relu(x) == 0 iff x <= 0
-            positive = round(float(result.sign().sum(dtype=torch.float64)))
-            return {"zeroed": 1 - positive / result.numel()}
+            # threshold_backward zeroes where result <= 0 (a NaN result passes its gradient)
+            zeroed = float(scratch.count(torch.le, result, 0))
+            return {"zeroed": zeroed / result.numel()}
     if name.startswith("MaxPool2DWithIndicesBackward"):
         indices, inp = _saved(node, "result1"), _saved(node, "self")
         if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
             planes = indices.flatten(0, -3).flatten(1)  # (N*C, outH*outW) flat input indices
-            hit = torch.zeros(planes.shape[0], inp.shape[-2] * inp.shape[-1], device=planes.device)
+            shape = torch.Size((planes.shape[0], inp.shape[-2] * inp.shape[-1]))
+            dtype = torch.float32 if inp.numel() < 2**24 else torch.float64  # exact sums
+            hit = scratch.buffer(shape, dtype, planes.device).zero_()
             hit.scatter_(1, planes, 1.0)  # 1 where a position gets a gradient
-            fraction = float(hit.sum(dtype=torch.float64)) / inp.numel()
+            fraction = float(hit.sum()) / inp.numel()
             return {"kernel": _saved(node, "kernel_size"), "hit_fraction": fraction}
-    if name.startswith(("AddmmBackward", "MmBackward")):
-        mat1 = _saved(node, "mat1")
-        if isinstance(mat1, torch.Tensor):
-            return {"input_shape": tuple(mat1.shape)}
-    if name.startswith("ConvolutionBackward"):
-        inp = _saved(node, "input")
-        if isinstance(inp, torch.Tensor):
-            return {"input_shape": tuple(inp.shape), "stride": _saved(node, "stride")}
     return {}
 
 
