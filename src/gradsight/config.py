@@ -10,10 +10,25 @@ from typing import Any
 
 from gradsight.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "TrainConfig"]
+__all__ = ["OPTIMIZERS", "TrainConfig", "check_nonfinite_every"]
 
 #: Optimizers ``TrainConfig.optimizer`` accepts.
 OPTIMIZERS = ("sgd", "adam")
+
+
+def check_nonfinite_every(every: int, on_nonfinite: str) -> None:
+    """Validate ``--nonfinite-check-every``: a positive int, and 1 for the skip policy.
+
+    Raises:
+        ConfigError: with the bad value and the fix.
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"--nonfinite-check-every must be an integer >= 1, got {every!r}")
+    if every > 1 and on_nonfinite == "skip":
+        raise ConfigError(
+            f"--on-nonfinite skip must read the NaN/Inf flag before every update, but "
+            f"--nonfinite-check-every is {every}; use 1, or --on-nonfinite stop/warn"
+        )
 
 
 def _require_positive(name: str, value: float, flag: str) -> None:
@@ -50,6 +65,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels only (see train.setup)
     clip_grad_norm: float | None = None  # clip the total gradient norm to this before each step
     on_nonfinite: str = "stop"  # NaN/Inf gradient: stop, skip the update, or warn
+    nonfinite_check_every: int = 1  # steps between reads of the NaN/Inf flag (device syncs)
 
     def __post_init__(self) -> None:
         _require_positive("lr", self.lr, "--lr")
@@ -73,6 +89,7 @@ class TrainConfig:
             raise ConfigError(
                 f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: stop, skip, warn"
             )
+        check_nonfinite_every(self.nonfinite_check_every, self.on_nonfinite)
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")
 

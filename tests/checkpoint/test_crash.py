@@ -92,3 +92,27 @@ def test_repeated_crashes_and_a_corrupt_checkpoint(tmp_path: Path, reference: Pa
     assert "step-00000021.pt is truncated or corrupted" in err
     assert "dropped 1 line(s) after step 18" in err  # the step-20 line is written again
     _assert_same_run(run, reference)
+
+
+def test_resumed_run_neither_repeats_nor_forgets_monitor_findings(tmp_path: Path) -> None:
+    path = tmp_path / "detached.py"
+    path.write_text(
+        "from torch import nn\n"
+        "class Detached(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 3, padding=1)\n"
+        "        self.fc = nn.Linear(4 * 16 * 16, 10)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.conv(x).detach().flatten(1))\n"
+    )
+    args = [*ARGS, "--model", f"{path}:Detached"]
+    reference = tmp_path / "reference"
+    assert main(["train", *args, "--out", str(reference)],
+                stdout=io.StringIO(), stderr=io.StringIO()) == ExitCode.OK  # fmt: skip
+    run = tmp_path / "run"
+    _crash("step:20", *args, "--out", str(run))
+    _resume(run)
+    events = (run / "events.jsonl").read_text().splitlines()
+    assert events == (reference / "events.jsonl").read_text().splitlines()
+    assert sum('"no_grad"' in line for line in events) == 2  # conv.weight, conv.bias, once

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gradsight.checkpoint import load_checkpoint
 from gradsight.cli import ExitCode, main
 from gradsight.observers import RUN_FILES, read_metrics
 
@@ -134,6 +135,11 @@ def _bad_model_file(tmp_path: Path) -> Path:
         (["--data", "mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
         (["--model", "nothere.py:Net"], "model file 'nothere.py' does not exist"),
         (["--model", "gradsight.models:Missing"], "has no class 'Missing'"),
+        (["--nonfinite-check-every", "0"], "--nonfinite-check-every must be an integer >= 1"),
+        (
+            ["--on-nonfinite", "skip", "--nonfinite-check-every", "5"],
+            "--nonfinite-check-every is 5; use 1, or --on-nonfinite stop/warn",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(
@@ -234,10 +240,19 @@ def test_nan_stops_with_exit_3_names_the_module_and_keeps_weights_finite(tmp_pat
 
 def test_warn_policy_never_writes_nan_weights(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    code, _, _ = run_cli("train", *FAST, "--lr", "1e6", "--on-nonfinite", "warn", "--out", str(run))
+    code, _, err = run_cli(
+        "train", *FAST, "--lr", "1e6", "--on-nonfinite", "warn", "--checkpoint-every", "2",
+        "--out", str(run),
+    )  # fmt: skip
     summary = json.loads((run / "summary.json").read_text())
     assert code == 0 and summary["status"] == "completed"
     assert not (run / "model.pt").exists() and summary["model_pt"].startswith("not written")
+    assert err.count("not written: NaN/Inf in") == 1  # said once, not at every interval
+    written = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
+    assert written == ["last.pt", "step-00000002.pt"]  # the weights were NaN from step 3 on
+    for name in written:
+        model = load_checkpoint(run / "checkpoints" / name)["model"]
+        assert all(torch.isfinite(v).all() for v in model.values()), name
 
 
 def test_resume_refuses_options_that_would_be_ignored(tmp_path: Path) -> None:

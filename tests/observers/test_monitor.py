@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor, nn
 
+from gradsight.checkpoint import load_checkpoint, save_checkpoint
 from gradsight.config import TrainConfig
 from gradsight.data.base import LoadedDataset
+from gradsight.errors import ConfigError
 from gradsight.models import SimpleCNN
 from gradsight.observers.findings import Finding
 from gradsight.observers.monitor import GradMonitor, MonitorConfig
@@ -310,3 +313,63 @@ def test_one_layer_exploding_against_its_own_median(tiny_data: LoadedDataset) ->
     found = next(f for f in monitor.findings if f.kind == "exploding" and f.module == "fc1")
     assert found.step == 9 and "is exploding" in found.message
     assert not any(f.kind == "exploding" for f in monitor.findings if f.step < 9)
+
+
+def test_flag_read_every_n_steps_names_the_step_it_appeared_at(tiny_data: LoadedDataset) -> None:
+    model = Net(NanAtStep(at=5))
+    config = TrainConfig(batch_size=16, epochs=3, log_every=100)
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    monitor = GradMonitor(model, MonitorConfig(log_every=100, check_every=4))
+    result = fit(prepared, [monitor])
+    found = _first(monitor, "nonfinite")
+    assert found.step == 5 and "read at step 7" in found.message  # reads after steps 3, 7, ...
+    assert "--nonfinite-check-every 1" in found.message
+    assert result.status == "stopped" and result.steps == 8  # steps 0-7; 7 was not applied
+    assert monitor.skipped == 1
+    assert len(monitor.totals) == 5  # steps 0-4, all read, all finite
+
+
+def test_flush_reads_the_flags_left_unread(tiny_data: LoadedDataset) -> None:
+    model = Net(nn.Identity())
+    monitor = GradMonitor(model, MonitorConfig(on_nonfinite="warn", check_every=10))
+    x = tiny_data.train.images[:8].float()
+    for step in range(3):
+        model.zero_grad()
+        scale = float("nan") if step == 2 else 1.0
+        (model(x).sum() * scale).backward()
+        assert monitor.check(step) is False
+    assert monitor.findings == [] and len(monitor.totals) == 0  # nothing read yet
+    monitor.flush()
+    found = _first(monitor, "nonfinite")
+    assert found.step == 2 and len(monitor.totals) == 2
+
+
+def test_skip_policy_refuses_a_deferred_flag() -> None:
+    with pytest.raises(ConfigError, match="--on-nonfinite skip must read the NaN/Inf flag"):
+        MonitorConfig(on_nonfinite="skip", check_every=2)
+    with pytest.raises(ConfigError, match="--nonfinite-check-every is 4; use 1"):
+        TrainConfig(on_nonfinite="skip", nonfinite_check_every=4)
+    with pytest.raises(ConfigError, match="must be an integer >= 1, got 0"):
+        TrainConfig(nonfinite_check_every=0)
+
+
+def test_state_dict_survives_a_checkpoint_and_nothing_is_reported_twice(
+    tiny_data: LoadedDataset, tmp_path: Path
+) -> None:
+    model = SimpleCNN(1, 3, 8)
+    model.conv1.requires_grad_(False)
+    first, _, _ = _run(tiny_data, model)
+    assert [f.kind for f in first.findings].count("no_grad") == 2  # conv1.weight, conv1.bias
+    path = tmp_path / "ck.pt"
+    save_checkpoint([path], {"format": 1, "monitor": first.state_dict()}, step=6)
+    second = GradMonitor(model, first.config)
+    second.load_state_dict(load_checkpoint(path)["monitor"])  # the safe weights_only loader
+    assert list(second.totals) == list(first.totals)
+    assert second.state_dict() == first.state_dict()
+    x, y = tiny_data.train.images[:16].float(), tiny_data.train.labels[:16]
+    nn.functional.cross_entropy(model(x), y).backward()
+    second.check(6)
+    assert second.findings == []  # the frozen layer was already reported before the checkpoint
+    assert len(second.totals) == len(first.totals) + 1

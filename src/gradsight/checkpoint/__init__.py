@@ -3,7 +3,7 @@
 from gradsight.checkpoint.io import load_checkpoint, save_checkpoint
 from gradsight.checkpoint.observer import CheckpointObserver
 from gradsight.checkpoint.resume import LOG_FILES, find_checkpoint, truncate_log
-from gradsight.checkpoint.state import Checkpoint, capture
+from gradsight.checkpoint.state import Checkpoint, Stateful, capture
 from gradsight.checkpoint.store import LAST, CheckpointSettings, CheckpointStore
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointObserver",
     "CheckpointSettings",
     "CheckpointStore",
+    "Stateful",
     "capture",
     "find_checkpoint",
     "load_checkpoint",

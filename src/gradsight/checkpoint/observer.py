@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from gradsight.checkpoint.io import crash_if_requested
-from gradsight.checkpoint.state import capture
+from gradsight.checkpoint.state import Stateful, capture
 from gradsight.checkpoint.store import CheckpointSettings, CheckpointStore
 from gradsight.train.events import EpochRecord, Observer, TrainState
 from gradsight.train.progress import MetricWindow
@@ -22,14 +25,27 @@ class CheckpointObserver(Observer):
     metrics are logged, so a resume neither repeats nor loses a ``metrics.jsonl`` line. Put
     it after the :class:`~gradsight.observers.RunRecorder` in the observer list.
 
+    A checkpoint is never written while a weight is NaN/Inf (possible with
+    ``--on-nonfinite warn``): that save is skipped with a warning, and the last good
+    checkpoint stays the newest.
+
     Args:
         settings: folder, interval and how many checkpoints to keep.
         run_dir: the run folder, recorded in each checkpoint.
+        observers: observers whose state is saved with each checkpoint, by name
+            (``{"monitor": grad_monitor}``); restore it with ``Checkpoint.observer_state``.
     """
 
-    def __init__(self, settings: CheckpointSettings, run_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: CheckpointSettings,
+        run_dir: Path,
+        observers: Mapping[str, Stateful] | None = None,
+    ) -> None:
         self.settings = settings
         self.run_dir = Path(run_dir)
+        self.observers = dict(observers or {})
+        self.refused: list[int] = []  # steps whose save was skipped: non-finite weights
         self.store = CheckpointStore(settings.directory, settings.keep)
         self.saved: list[Path] = []
         self._last_step = -1
@@ -68,6 +84,18 @@ class CheckpointObserver(Observer):
         order: torch.Tensor,
         window: MetricWindow,
     ) -> None:
+        bad = _nonfinite_weights(state.model)
+        if bad:
+            if not self.refused:  # once: later refusals only add to self.refused
+                warnings.warn(
+                    f"checkpoint at step {state.step} not written: NaN/Inf in "
+                    f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}; no checkpoint is "
+                    "written while weights are non-finite, the last good one stays the newest",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self.refused.append(state.step)
+            return
         payload = capture(
             state,
             epoch=epoch,
@@ -75,6 +103,17 @@ class CheckpointObserver(Observer):
             data_order_state=order,
             window=window,
             run_dir=self.run_dir,
+            observers=self.observers,
         )
         self.saved.append(self.store.save(payload))
         self._last_step = state.step
+
+
+def _nonfinite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of floating-point parameters/buffers holding NaN/Inf (one sync in all)."""
+    named = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point() and t.numel()]
+    if not named:
+        return []
+    norms = torch.stack([torch.linalg.vector_norm(t.detach().float(), math.inf).cpu()
+                         for _, t in named]).tolist()  # fmt: skip
+    return [n for (n, _), v in zip(named, norms, strict=True) if not math.isfinite(v)]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -15,9 +16,17 @@ from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.rng import capture_rng
 from gradsight.train.setup import Prepared
 
-__all__ = ["Checkpoint", "capture"]
+__all__ = ["Checkpoint", "Stateful", "capture"]
 
 FORMAT = 1
+
+
+class Stateful(Protocol):
+    """An observer whose own state a checkpoint keeps (e.g. the gradient monitor's)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def capture(
@@ -28,6 +37,7 @@ def capture(
     data_order_state: torch.Tensor,
     window: MetricWindow,
     run_dir: Path,
+    observers: Mapping[str, Stateful] | None = None,
 ) -> dict[str, Any]:
     """Return the payload that resumes ``state`` at batch ``batch_index`` of ``epoch``.
 
@@ -37,6 +47,7 @@ def capture(
         data_order_state: the data generator's state at the start of ``epoch``.
         window: the running metrics of ``epoch`` so far.
         run_dir: the run folder, recorded so a checkpoint file alone finds its run.
+        observers: observers whose ``state_dict()`` is saved too, by name.
     """
     return {
         "format": FORMAT,
@@ -52,6 +63,7 @@ def capture(
         "window": window.to_dict(),
         "rng": capture_rng(),
         "run_dir": str(run_dir),
+        "observers": {name: o.state_dict() for name, o in (observers or {}).items()},
     }
 
 
@@ -77,6 +89,11 @@ class Checkpoint:
             return TrainConfig.from_dict(self.payload["config"])
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"{self.path} has no valid config ({exc})") from None
+
+    def observer_state(self, name: str) -> dict[str, Any] | None:
+        """The saved state of observer ``name``; None in checkpoints from before it was saved."""
+        state = self.payload.get("observers", {}).get(name)
+        return state if isinstance(state, dict) else None
 
     def restore(self, prepared: Prepared) -> ResumePoint:
         """Load the weights and optimizer state into ``prepared``; return where to resume."""

@@ -94,6 +94,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "naming where it was born), skip that update and go on, or warn and go on",
     )  # fmt: skip
     health.add_argument(
+        "--nonfinite-check-every", type=int, default=_DEFAULTS.nonfinite_check_every,
+        metavar="N",
+        help="read the NaN/Inf flag (one device sync) every N steps instead of every step "
+        "(default 1); for GPUs where the per-step sync costs time. With N > 1 a NaN is "
+        "found up to N-1 steps late and where it was born is not replayed; not with skip",
+    )  # fmt: skip
+    health.add_argument(
         "--watch-dead-relu", action="store_true",
         help="report ReLU modules most of whose units never fire (forward hooks; opt-in)",
     )  # fmt: skip

@@ -124,11 +124,14 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
             on_nonfinite=config.on_nonfinite,
             clip_grad_norm=config.clip_grad_norm,
             log_every=config.log_every,
+            check_every=config.nonfinite_check_every,
             dead_relu=args.watch_dead_relu,
         ),
         on_finding=report,
         run_dir=run_dir,
     )
+    if resumed is not None and (saved := resumed.checkpoint.observer_state("monitor")):
+        monitor.load_state_dict(saved)  # its medians and what it already reported
     observers: list[Observer] = [
         RunRecorder(run_dir, argv=args.argv),
         monitor,  # before the progress display, so findings print as they happen
@@ -137,7 +140,8 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     ]
     if args.tensorboard:  # after the monitor, whose grad_norm_total it logs
         observers.append(TensorBoardLogger(run_dir / "tensorboard", args.tensorboard_hist_every))
-    observers.append(CheckpointObserver(checkpoint_settings(args, run_dir), run_dir))
+    settings = checkpoint_settings(args, run_dir)
+    observers.append(CheckpointObserver(settings, run_dir, {"monitor": monitor}))
     if start is not None:  # the first step's graph and trace belong to the original run
         observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]
     if not args.quiet:

@@ -1,10 +1,12 @@
 """The gradient health monitor: name the layer where NaN/Inf is born, what explodes, vanishes
 or never gets a gradient.
 
-Each step costs one fused ``torch._foreach_norm`` over the gradients and one device sync
-(the total norm, which doubles as the non-finite flag). Per-layer statistics are read only
-every ``log_every`` steps; the expensive checks (birthplace replay, the forward sentinel
-for masked NaNs) run only when needed or on sentinel steps.
+Each step costs one fused ``torch._foreach_norm`` over the gradients and, by default, one
+device sync (the total norm, which doubles as the non-finite flag). ``check_every`` > 1
+reads that flag every N steps instead, for accelerators where a per-step sync stalls the
+pipeline. Per-layer statistics are read only every ``log_every`` steps; the expensive checks
+(birthplace replay, the forward sentinel for masked NaNs) run only when needed or on
+sentinel steps.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from gradsight.config import check_nonfinite_every
 from gradsight.errors import ConfigError
 from gradsight.observers.birthplace import locate_nonfinite
 from gradsight.observers.dead_relu import DeadReluWatch
@@ -56,6 +60,7 @@ class MonitorConfig:
     dead_relu_every: int = 100  # steps in a dead-ReLU window
     dead_relu_fraction: float = 0.5  # warn when more units than this never fired
     clip_grad_norm: float | None = None
+    check_every: int = 1  # steps between reads of the NaN/Inf flag (a device sync each)
 
     def __post_init__(self) -> None:
         if self.on_nonfinite not in POLICIES:
@@ -63,6 +68,7 @@ class MonitorConfig:
                 f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: "
                 f"{', '.join(POLICIES)}"
             )
+        check_nonfinite_every(self.check_every, self.on_nonfinite)
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"--clip-grad-norm must be positive, got {self.clip_grad_norm!r}")
 
@@ -97,7 +103,12 @@ class GradMonitor(Observer):
 
     Use it as an observer of :func:`gradsight.train.fit`, or in your own loop: call
     :meth:`check` after each ``loss.backward()`` and before ``optimizer.step()``; it
-    returns whether the update should be skipped.
+    returns whether the update should be skipped. With ``config.check_every`` > 1 also
+    call :meth:`flush` after the last step, so the last steps' flags are read.
+
+    Its state (running medians, counters, what was already reported) goes into
+    checkpoints through :meth:`state_dict` / :meth:`load_state_dict`, so a resumed run
+    neither repeats nor forgets findings.
 
     Args:
         model: the model whose parameters are watched.
@@ -137,6 +148,7 @@ class GradMonitor(Observer):
         self._relus = DeadReluWatch(model) if self.config.dead_relu else None
         self._modules: ModuleTracker | None = None
         self._tracer: BackwardTracer | None = None
+        self._unread: list[tuple[int, int, Tensor | float]] = []  # (step, epoch, total) unread
 
     def _emit(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -158,15 +170,127 @@ class GradMonitor(Observer):
         if not grads:
             return False
         norms = torch.stack(torch._foreach_norm([g for _, g in grads]))  # (P,) on the device
-        total = float(torch.linalg.vector_norm(norms))  # the one sync per step
-        self.last_total = total
-        if not math.isfinite(total):
+        total = torch.linalg.vector_norm(norms)  # the NaN/Inf flag: NaN/Inf iff any entry is
+        # On the CPU reading it costs no sync; keeping the tensor alive would cost time.
+        self._unread.append((step, epoch, float(total) if total.device.type == "cpu" else total))
+        if not self._read_now(step):
+            return False  # read later, without a sync now
+        values = self._read_unread()  # the one sync of this step
+        pending, self._unread = self._unread, []
+        for (s, e, _), v in zip(pending[:-1], values[:-1], strict=True):
+            if not math.isfinite(v):
+                return self._late_nonfinite(s, e, step, values[-1])
+            self._check_total(s, e, v)
+        self.last_total = values[-1]
+        if not math.isfinite(self.last_total):
             return self._nonfinite(step, epoch, [n for n, _ in grads], norms, inputs, targets)
-        self._check_exploding(step, epoch, total)
-        self.totals.append(total)
+        self._check_total(step, epoch, self.last_total)
         if (step + 1) % self.config.log_every == 0:
             self._check_layers(step, epoch, [n for n, _ in grads], norms)
         return False
+
+    def _read_now(self, step: int) -> bool:
+        """Sync this step: every step by default; else every ``check_every`` steps, at
+        each log interval, and on sentinel steps (whose masked checks need the value)."""
+        every = self.config.check_every
+        return (
+            every == 1
+            or (step + 1) % every == 0
+            or (step + 1) % self.config.log_every == 0
+            or self._tracer is not None
+            or self._sentinel_hit is not None
+        )
+
+    def _read_unread(self) -> list[float]:
+        """The totals not read yet, as numbers: the device ones synced in one transfer."""
+        on_device = [t for _, _, t in self._unread if isinstance(t, Tensor)]
+        synced = iter(torch.stack([t.to(on_device[-1].device) for t in on_device]).tolist()
+                      if on_device else [])  # fmt: skip
+        return [float(next(synced)) if isinstance(t, Tensor) else t for _, _, t in self._unread]
+
+    def _check_total(self, step: int, epoch: int, total: float) -> None:
+        self._check_exploding(step, epoch, total)
+        self.totals.append(total)
+        if self.config.clip_grad_norm is not None and total > self.config.clip_grad_norm:
+            self.clipped += 1  # clip_grad_norm_ scales the gradients down exactly then
+
+    def _late_nonfinite(self, first: int, epoch: int, now: int, current: float) -> bool:
+        """A NaN/Inf flag read ``now``, set at step ``first`` (``check_every`` > 1)."""
+        self.last_total = math.nan
+        policy = self.config.on_nonfinite  # stop or warn: skip needs check_every == 1
+        if not self._diagnosed:
+            self._diagnosed = True
+            action = "stopping" if policy == "stop" else "continuing"
+            msg = (
+                f"NaN/Inf gradient at step {first}, read at step {now}: the flag is read every "
+                f"{self.config.check_every} steps, so the updates of steps {first}..{now - 1} "
+                "may have used it; rerun with --nonfinite-check-every 1 to name where it was "
+                f"born; {action}"
+            )
+            self._emit(Finding(first, epoch, "nonfinite", "error", msg))
+        skip = policy == "stop" or (
+            not math.isfinite(current) and self.config.clip_grad_norm is not None
+        )
+        self.skipped += skip
+        return skip
+
+    def flush(self, step: int | None = None) -> None:
+        """Read the NaN/Inf flags of steps not read yet (``check_every`` > 1) and report them.
+
+        ``step``: the step now (default: the one after the last checked step).
+        """
+        if not self._unread:
+            return
+        values = self._read_unread()
+        last = self._unread[-1][0] + 1 if step is None else step
+        for (s, e, _), v in zip(self._unread, values, strict=True):
+            if not math.isfinite(v):
+                self._unread = []
+                self._late_nonfinite(s, e, last, v)
+                return
+            self._check_total(s, e, v)
+        self.last_total = values[-1]
+        self._unread = []
+
+    # -- checkpointing ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on as if never stopped (plain Python values).
+
+        The flags of steps not read yet are synced and stored as numbers. The dead-ReLU
+        window and the findings list itself are not saved (the findings are in events.jsonl).
+        """
+        unread = [(s, e, v) for (s, e, _), v in zip(self._unread, self._read_unread(), strict=True)]
+        return {
+            "totals": list(self.totals),
+            "skipped": self.skipped,
+            "clipped": self.clipped,
+            "last_total": self.last_total,
+            "checked_no_grad": self._checked_no_grad,
+            "diagnosed": self._diagnosed,
+            "exploding": self._exploding,
+            "low_counts": dict(self._low_counts),
+            "layer_history": {k: list(v) for k, v in self._layer_history.items()},
+            "exploded": sorted(self._exploded),
+            "vanished": sorted(self._vanished),
+            "update_warned": sorted(self._update_warned),
+            "unread": unread,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        window = self.config.median_window
+        self.totals = deque(state["totals"], maxlen=window)
+        self.skipped, self.clipped = int(state["skipped"]), int(state["clipped"])
+        self.last_total = float(state["last_total"])
+        self._checked_no_grad = bool(state["checked_no_grad"])
+        self._diagnosed, self._exploding = bool(state["diagnosed"]), bool(state["exploding"])
+        self._low_counts = {k: int(v) for k, v in state["low_counts"].items()}
+        self._layer_history = {
+            k: deque(v, maxlen=window) for k, v in state["layer_history"].items()
+        }
+        self._exploded, self._vanished = set(state["exploded"]), set(state["vanished"])
+        self._update_warned = set(state["update_warned"])
+        self._unread = [(int(s), int(e), float(v)) for s, e, v in state["unread"]]
 
     def _report_no_grad(self, step: int, epoch: int) -> None:
         for name, p in self.named:
@@ -322,6 +446,7 @@ class GradMonitor(Observer):
                 state.request_stop(f"non-finite gradient at step {state.step}")
 
     def on_train_end(self, state: TrainState, status: str) -> None:
+        self.flush(state.step)
         if self._relus is not None:
             self._relus.remove()
         if self._modules is not None:
@@ -345,9 +470,7 @@ class GradMonitor(Observer):
         if max_norm is None or state.skip_step:
             return  # a NaN/Inf gradient is never clipped into the weights
         params = [p for _, p in self.named if p.grad is not None]
-        nn.utils.clip_grad_norm_(params, max_norm)
-        if self.last_total > max_norm:
-            self.clipped += 1
+        nn.utils.clip_grad_norm_(params, max_norm)  # counted in _check_total
 
     def _update_ratios(self, state: TrainState) -> None:
         """Per layer ||w_after - w_before|| / ||w_before||: how far one step moved it."""
