@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradsight.models import SimpleCNN
 from gradsight.observers.graph import Scratch, grad_stats
@@ -226,3 +227,49 @@ def test_scratch_counts_exactly_and_reuses_its_buffer() -> None:
     small = torch.tensor([0.0, 1.0, 0.0])
     assert int(scratch.count(torch.eq, small, 0)) == 2
     assert scratch.buffer(small.shape, torch.float32, small.device).data_ptr() == first
+
+
+class _ScalarReads(TorchDispatchMode):
+    """Counts reads of a tensor's value into Python (item(), float()): a sync on a GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.reads += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("detail", ["full", "norm"])
+def test_deferred_statistics_equal_the_immediate_ones_without_a_read_per_node(
+    detail: str,
+) -> None:
+    traces, reads, grads = [], [], []
+    for defer in (False, True):
+        model, _, loss, modules = _article()
+        with (
+            BackwardTracer(loss, model, modules, detail, defer=defer) as tracer,
+            _ScalarReads() as mode,
+        ):
+            loss.backward()
+        reads.append(mode.reads)
+        traces.append(tracer.trace)
+        grads.append([p.grad for p in model.parameters()])
+    assert reads[0] > 0 and reads[1] == 0  # deferred: nothing read during backward()
+    immediate, deferred = traces
+    assert [e.name for e in deferred.events] == [e.name for e in immediate.events]
+    for a, b in zip(immediate.events, deferred.events, strict=True):
+        assert (a.received, a.produced, a.explanation) == (b.received, b.produced, b.explanation)
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))  # type: ignore[arg-type]
+
+
+def test_deferred_statistics_count_nan_and_inf() -> None:
+    w = torch.tensor([0.0, 4.0], requires_grad=True)
+    loss = torch.sqrt(w).sum()
+    with BackwardTracer(loss, defer=True) as tracer:
+        loss.backward()
+    sqrt = next(e for e in tracer.trace.events if e.name == "SqrtBackward0")
+    produced = sqrt.produced[0]
+    assert produced is not None and produced.nonfinite == 1 and math.isnan(produced.norm)
+    assert produced.max_abs == pytest.approx(0.25) and produced.zeros == 0

@@ -8,15 +8,24 @@ and produced, its time, and a one-line explanation computed from the real tensor
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.autograd.graph import Node
 
-from gradsight.observers.graph import AutogradGraph, GradStats, GraphCapture, Scratch, grad_stats
+from gradsight.observers.graph import (
+    AutogradGraph,
+    GradStats,
+    GraphCapture,
+    Scratch,
+    grad_stats,
+    l2_norm,
+)
 from gradsight.observers.handles import HookHandle
 from gradsight.observers.modules import ModuleTracker
 from gradsight.observers.trace_explain import explain, facts_before, needs_facts
@@ -53,12 +62,77 @@ class BackwardTrace:
 
 
 @dataclass(frozen=True)
+class _Queued:
+    """Statistics still on the device: row ``row`` of the meter's queue, for ``shape``."""
+
+    row: int
+    shape: tuple[int, ...]
+
+
+Stat = GradStats | _Queued | None
+
+
+class _Meter:
+    """Measures the gradients of one traced backward.
+
+    On the CPU a gradient is measured at once (:func:`grad_stats`: reading a number costs
+    no sync there). On an accelerator a sync per gradient would stall the backward pass,
+    so the reductions are queued on the device and all read in one transfer when the
+    trace is read. Both give the same numbers, except that a deferred gradient whose
+    squares overflow float32 without holding NaN/Inf reports an infinite norm.
+    """
+
+    def __init__(self, full: bool, defer: bool) -> None:
+        self.full, self.defer = full, defer
+        self.scratch = Scratch() if full else None
+        self._queue: list[Tensor] = []
+        self._read: list[list[float]] = []
+
+    def measure(self, grad: Tensor | None) -> Stat:
+        if grad is None:
+            return None
+        if not self.defer:
+            return grad_stats(grad, self.full, self.scratch)
+        g = grad.detach()
+        if g.numel() == 0:
+            return GradStats(tuple(g.shape), 0.0, 0)
+        finite = torch.isfinite(g)
+        parts = [l2_norm(g), g.numel() - finite.sum()]
+        if self.full:
+            clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device))
+            parts += [torch.linalg.vector_norm(clean, math.inf), (g == 0).sum()]
+        self._queue.append(torch.stack([t.double() for t in parts]))
+        return _Queued(len(self._queue) - 1, tuple(g.shape))
+
+    def resolve(self, stat: Stat) -> GradStats | None:
+        """The numbers behind ``stat``; the first queued one read syncs the whole queue."""
+        if not isinstance(stat, _Queued):
+            return stat
+        if len(self._read) < len(self._queue):  # one transfer for everything queued so far
+            self._read += torch.stack(self._queue[len(self._read) :]).tolist()
+        norm, nonfinite, *rest = self._read[stat.row]
+        max_abs, zeros = (rest[0], round(rest[1])) if rest else (None, None)
+        if nonfinite:
+            return GradStats(stat.shape, math.nan, round(nonfinite), max_abs, zeros)
+        return GradStats(stat.shape, norm, 0, max_abs, zeros)
+
+
+def _reshaped(stat: Stat, shape: tuple[int, ...]) -> Stat:
+    """The same statistics for a tensor holding the same elements in another shape."""
+    if isinstance(stat, _Queued):
+        return _Queued(stat.row, shape)
+    if stat is None:
+        return None
+    return GradStats(shape, stat.norm, stat.nonfinite, stat.max_abs, stat.zeros)
+
+
+@dataclass(frozen=True)
 class _Record:
     """What one node's hook measured; turned into a :class:`TraceEvent` when read."""
 
     nid: str
-    received: GradStats | None
-    produced: tuple[GradStats | None, ...]
+    received: Stat
+    produced: tuple[Stat, ...]
     accumulated: bool
     seconds: float
 
@@ -75,7 +149,8 @@ class BackwardTracer:
     time from the end of the previous gradsight hook to the start of its own, so
     gradsight's measurements are not counted. A gradient that one node sends and the next
     receives, or that a view passes on unchanged, is measured once. Explanations are
-    written when :attr:`trace` is read, not during the backward pass.
+    written when :attr:`trace` is read, not during the backward pass. On an accelerator
+    the statistics stay on the device until then, so tracing adds no sync per node.
 
     Args:
         loss: the tensor ``backward()`` will start from.
@@ -84,6 +159,8 @@ class BackwardTracer:
         detail: ``"full"`` measures each gradient's L2 norm, max |g|, zeros and NaN/Inf
             count, and the facts behind the explanations (ReLU and max-pool coverage);
             ``"norm"`` only the L2 norm and NaN/Inf, for a cheaper trace.
+        defer: keep the statistics on the device until the trace is read; None (default)
+            defers on accelerators and measures at once on the CPU.
 
     >>> import torch
     >>> w = torch.ones(3, requires_grad=True)
@@ -100,17 +177,18 @@ class BackwardTracer:
         model: nn.Module | None = None,
         modules: ModuleTracker | None = None,
         detail: str = "full",
+        defer: bool | None = None,
     ) -> None:
         if detail not in ("full", "norm"):
             raise ValueError(f"detail must be 'full' or 'norm', not {detail!r}")
         self._full = detail == "full"
+        self._meter = _Meter(self._full, loss.device.type != "cpu" if defer is None else defer)
         self._capture = GraphCapture(loss, model, modules, saved=self._full)
         self._records: list[_Record] = []
         self._events: list[TraceEvent] = []  # built from _records when read
         self._facts: dict[str, dict[str, Any]] = {}
-        self._sent: dict[str, list[GradStats | None]] = {}  # dst id -> stats sent to it
+        self._sent: dict[str, list[Stat]] = {}  # dst id -> stats sent to it
         self._had_grad: set[str] = set()  # leaves whose .grad existed before this backward
-        self._scratch = Scratch() if self._full else None
         self._started: float | None = None
         self._last = 0.0  # when gradsight's latest hook returned
         self._handle = HookHandle()
@@ -130,7 +208,7 @@ class BackwardTracer:
                 self._started = time.perf_counter()
                 self._had_grad = {k for k, v in self._leaves.items() if v.grad is not None}
             if self._full:
-                self._facts[nid] = facts_before(node, self._scratch)
+                self._facts[nid] = facts_before(node, self._meter.scratch, self._meter.defer)
             self._last = time.perf_counter()
 
         return prehook
@@ -139,8 +217,7 @@ class BackwardTracer:
         variable = self._leaves.get(nid)
         destinations = self._dst[nid]
         single = nid in self._single
-        full = self._full
-        scratch = self._scratch
+        measure = self._meter.measure
 
         def hook(
             grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
@@ -151,16 +228,17 @@ class BackwardTracer:
             if single and sent is not None and len(sent) == 1 and len(grad_outputs) == 1:
                 received = sent[0]  # the very tensor its one producer sent: measured already
             else:
-                received = grad_stats(incoming, full, scratch)
+                received = measure(incoming)
             accumulated = nid in self._had_grad
             if variable is not None:  # AccumulateGrad: report the stored .grad
                 fresh = not accumulated and received is not None  # .grad equals what came in
-                produced: tuple[GradStats | None, ...] = (
-                    received if fresh else grad_stats(variable.grad, full, scratch),
-                )
+                produced: tuple[Stat, ...] = (received if fresh else measure(variable.grad),)
             else:
                 produced = tuple(
-                    _stats_of(g, incoming, received, full, scratch) for g in grad_inputs
+                    _reshaped(received, tuple(g.shape))
+                    if g is not None and received is not None and _same_elements(g, incoming)
+                    else measure(g)
+                    for g in grad_inputs
                 )
                 for k, dst in destinations:
                     if k < len(produced):
@@ -186,18 +264,21 @@ class BackwardTracer:
         self.remove()
 
     def _event(self, record: _Record) -> TraceEvent:
+        received = self._meter.resolve(record.received)
+        produced = tuple(self._meter.resolve(p) for p in record.produced)
         graph_node = self._capture.node(record.nid)
         param = graph_node.name if graph_node.kind == "param" else None
         if record.nid in self._leaves:
             name, leaf = "AccumulateGrad", True
         else:
             name, leaf = graph_node.name, False
-            self._capture.record(record.nid, record.received, list(record.produced))
-        facts = self._facts.get(record.nid, {})
+            self._capture.record(record.nid, received, list(produced))
+        facts = {k: float(v) if isinstance(v, Tensor) else v
+                 for k, v in self._facts.get(record.nid, {}).items()}  # fmt: skip
         return TraceEvent(
-            len(self._events), record.nid, name, graph_node.module, param, (record.received,),
-            record.produced, record.seconds,
-            explain(name, facts, record.received, list(record.produced), param,
+            len(self._events), record.nid, name, graph_node.module, param, (received,),
+            produced, record.seconds,
+            explain(name, facts, received, list(produced), param,
                     record.accumulated if leaf else False),
         )  # fmt: skip
 
@@ -206,7 +287,7 @@ class BackwardTracer:
         """The events so far, and the graph with the gradients seen so far."""
         for record in self._records[len(self._events) :]:
             self._events.append(self._event(record))
-        leaf_stats = {r.nid: r.produced[0] for r in self._records if r.nid in self._leaves}
+        leaf_stats = {e.node_id: e.produced[0] for e in self._events if e.node_id in self._leaves}
         self._capture._fill_params(leaf_stats)
         seconds = self._last - self._started if self._started is not None else 0.0
         return BackwardTrace(list(self._events), self._capture.graph, seconds)
@@ -216,27 +297,17 @@ def _is_leaf(node: Node) -> bool:
     return isinstance(getattr(node, "variable", None), Tensor)
 
 
-def _stats_of(
-    grad: Tensor | None,
-    incoming: Tensor | None,
-    received: GradStats | None,
-    full: bool,
-    scratch: Scratch | None,
-) -> GradStats | None:
-    """Stats of a produced gradient; a view of the incoming one (a reshape) reuses them."""
-    if (
-        grad is not None
-        and incoming is not None
-        and received is not None
+def _same_elements(grad: Tensor, incoming: Tensor | None) -> bool:
+    """Whether ``grad`` holds ``incoming``'s elements in the same order (a reshape or a
+    pass-through), so its statistics are those of ``incoming``."""
+    return (
+        incoming is not None
         and grad.data_ptr() == incoming.data_ptr()
         and grad.numel() == incoming.numel()
         and grad.dtype == incoming.dtype
         and grad.is_contiguous()
         and incoming.is_contiguous()
-    ):  # the same elements in the same order: only the shape differs
-        return GradStats(tuple(grad.shape), received.norm, received.nonfinite,
-                         received.max_abs, received.zeros)  # fmt: skip
-    return grad_stats(grad, full, scratch)
+    )
 
 
 def trace_backward(

@@ -37,16 +37,20 @@ def _saved(node: Node, name: str) -> Any:
         return None
 
 
-def facts_before(node: Node, scratch: Scratch | None = None) -> Facts:
-    """Measure what an explanation needs from ``node``'s saved tensors, before it runs."""
+def facts_before(node: Node, scratch: Scratch | None = None, defer: bool = False) -> Facts:
+    """Measure what an explanation needs from ``node``'s saved tensors, before it runs.
+
+    ``defer``: leave the measured fractions as 0-d device tensors (no sync); the caller
+    reads them later.
+    """
+    read: Callable[[torch.Tensor], Any] = (lambda t: t) if defer else float
     name = type(node).__name__
     scratch = scratch or Scratch()
     if name.startswith("ReluBackward"):
         result = _saved(node, "result")
         if isinstance(result, torch.Tensor) and result.numel():  # relu(x) == 0 iff x <= 0
             # threshold_backward zeroes where result <= 0 (a NaN result passes its gradient)
-            zeroed = float(scratch.count(torch.le, result, 0))
-            return {"zeroed": zeroed / result.numel()}
+            return {"zeroed": read(scratch.count(torch.le, result, 0) / result.numel())}
     if name.startswith("MaxPool2DWithIndicesBackward"):
         indices, inp = _saved(node, "result1"), _saved(node, "self")
         if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
@@ -55,7 +59,7 @@ def facts_before(node: Node, scratch: Scratch | None = None) -> Facts:
             dtype = torch.float32 if inp.numel() < 2**24 else torch.float64  # exact sums
             hit = scratch.buffer(shape, dtype, planes.device).zero_()
             hit.scatter_(1, planes, 1.0)  # 1 where a position gets a gradient
-            fraction = float(hit.sum()) / inp.numel()
+            fraction = read(hit.sum() / inp.numel())
             return {"kernel": _saved(node, "kernel_size"), "hit_fraction": fraction}
     return {}
 
