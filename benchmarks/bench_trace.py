@@ -44,7 +44,7 @@ def _timed(model: nn.Module, x: torch.Tensor, backward: Callable[[torch.Tensor],
 
 def _quartiles(values: list[float]) -> str:
     q1, q2, q3 = statistics.quantiles(values, n=4)
-    return f"{q2:.2f} ({q1:.2f}-{q3:.2f})"
+    return f"{q2:.3f} ({q1:.2f}-{q3:.2f})"
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; "
           f"{args.repeats} rounds, ratio to the same round's plain backward: "
           "median (quartiles)")  # fmt: skip
-    print(f"{'model':<11}{'plain ms':>9}{'plain again':>18}{'full':>18}{'norm-only':>18}")
+    print(f"{'model':<11}{'plain ms':>9}{'plain again':>19}{'full':>19}{'norm-only':>19}")
     shuffler = random.Random(0)
     for name, (model, x) in cases.items():
         model, x = model.to(device), x.to(device)
@@ -86,7 +86,7 @@ def main() -> None:
                 plain.append(times["plain"])
                 ratios[key].append(times[key] / times["plain"])
         row = f"{name:<11}{statistics.median(plain) * 1e3:>9.2f}"
-        row += "".join(f"{_quartiles(ratios[k]):>18}" for k in ("plain again", "full", "norm"))
+        row += "".join(f"{_quartiles(ratios[k]):>19}" for k in ("plain again", "full", "norm"))
         verdict = ", ".join(
             f"{label} {'met' if statistics.median(ratios[k]) <= 1.2 else 'NOT met'}"
             for label, k in (("full", "full"), ("norm", "norm"))

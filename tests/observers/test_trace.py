@@ -260,7 +260,14 @@ def test_deferred_statistics_equal_the_immediate_ones_without_a_read_per_node(
     immediate, deferred = traces
     assert [e.name for e in deferred.events] == [e.name for e in immediate.events]
     for a, b in zip(immediate.events, deferred.events, strict=True):
-        assert (a.received, a.produced, a.explanation) == (b.received, b.produced, b.explanation)
+        assert a.explanation == b.explanation
+        for x, y in zip(a.received + a.produced, b.received + b.produced, strict=True):
+            assert (x is None) == (y is None)
+            if x is not None and y is not None:  # the norm's last bit may differ: sqrt order
+                assert (x.shape, x.nonfinite, x.max_abs, x.zeros) == (
+                    y.shape, y.nonfinite, y.max_abs, y.zeros,
+                )  # fmt: skip
+                assert math.isclose(x.norm, y.norm, rel_tol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))  # type: ignore[arg-type]
 
 
