@@ -4,7 +4,7 @@ import torch
 import torchvision
 from torch import nn
 
-from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.modules import ModuleTracker, has_nonfinite
 
 
 def test_innermost_module_and_root_ops() -> None:
@@ -29,3 +29,11 @@ def test_resnet_residual_add_and_reused_relu() -> None:
     assert by_module[("layer1.0", 0)] == ["AddBackward0"]  # the residual add, in the block
     assert by_module[("layer1.0.relu", 0)] == ["ReluBackward0"]
     assert by_module[("layer1.0.relu", 1)] == ["ReluBackward0"]  # the block calls relu twice
+
+
+def test_has_nonfinite_is_exact_when_a_finite_sum_overflows() -> None:
+    assert not has_nonfinite(torch.full((4,), 3e38))  # the sum overflows; no entry is Inf
+    assert has_nonfinite(torch.tensor([1.0, float("inf")]))
+    assert has_nonfinite((torch.ones(2), {"x": torch.tensor([float("nan")])}))
+    assert not has_nonfinite(torch.empty(0)) and not has_nonfinite(torch.arange(3))
+    assert has_nonfinite(torch.tensor([float("-inf")], dtype=torch.float16))

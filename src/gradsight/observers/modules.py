@@ -6,6 +6,7 @@ Forward hooks read tensors and their ``grad_fn``; they add no node to the autogr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,9 +32,21 @@ def tensors_in(value: Any) -> Iterator[torch.Tensor]:
 
 
 def has_nonfinite(value: Any) -> bool:
-    """Return whether a floating-point tensor inside ``value`` holds NaN or Inf."""
+    """Return whether a floating-point tensor inside ``value`` holds NaN or Inf.
+
+    A tensor's sum is NaN/Inf whenever an entry is, and costs one reduction without a
+    temporary (``isfinite(t).all()`` allocates a bool tensor: 1-2 ms for 1M entries on the
+    CPU, against ~30 us); only a non-finite sum, which a finite tensor gives when the sum
+    overflows, is confirmed by the exact check.
+    """
     return any(
-        t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors_in(value)
+        t.is_floating_point()
+        and t.numel() > 0
+        and not math.isfinite(
+            float(t.detach().sum(dtype=torch.float32 if t.element_size() < 4 else None))
+        )
+        and not bool(torch.isfinite(t).all())
+        for t in tensors_in(value)
     )
 
 
