@@ -2,17 +2,20 @@
 
 One "step" is zero_grad, forward, CrossEntropy, backward, SGD step on a 64-image batch. The
 monitor runs as the training loop runs it (its before_forward / after_forward /
-after_backward / before_step / after_step handlers, default settings: one fused norm and one
-sync per step, per-layer checks every 20 steps, the forward sentinel every 200 steps).
-"monitor/20" is the same with ``check_every=20`` (``--nonfinite-check-every 20``: the
-NaN/Inf flag read every 20 steps, for GPUs; on the CPU a sync costs nothing, so it should
-match "monitor"). ``torch.autograd.set_detect_anomaly(True)`` is measured in the same
-process. Blocks of --steps steps (numbered from 180, so each holds step 199, when the
-monitor measures update ratios, and step 200, a sentinel step) alternate in a random order.
-Medians of per-step time are compared; the two rare steps' extra time is then spread over
-the 200-step cycle they recur in ("amortized"). Goal: monitor / plain <= 1.03.
+after_backward / before_step / after_step handlers) at default settings: one fused norm and
+one sync per step, per-layer checks every 20 steps, update ratios every 100, the forward
+sentinel and a norm-only backward trace every 200 (and at step 0). "monitor/20" is the same
+with ``check_every=20`` (``--nonfinite-check-every 20``: the NaN/Inf flag read every 20
+steps, for GPUs; on the CPU a sync costs nothing, so it should match "monitor").
+``torch.autograd.set_detect_anomaly(True)`` is measured in the same process.
 
-    python benchmarks/bench_monitor.py [--repeats 15] [--steps 40]
+Every step runs all four variants on the same batch, in a random order, each with its own
+monitor that sees every step number in turn, so the rare steps come at their real rates.
+Reported: the median of the per-step paired ratios variant / plain (the typical step, with
+quartiles), and the ratio of total times (every step, the rare ones included).
+Goal: monitor / plain <= 1.03.
+
+    python benchmarks/bench_monitor.py [--steps 600] [--deep-steps 200]
 """
 
 from __future__ import annotations
@@ -31,40 +34,28 @@ from gradsight.models import DeepCNN, SimpleCNN
 from gradsight.observers.monitor import GradMonitor, MonitorConfig
 from gradsight.train import TrainState, build_optimizer
 
-FIRST = 180  # blocks run steps 180.. : 199 measures update ratios, 200 is a sentinel step
+MODES = ("plain", "monitor", "monitor/20", "detect_anomaly")
 
 
-def _block(
-    state: TrainState, batches: list[tuple[torch.Tensor, torch.Tensor]], mode: str
-) -> list[float]:
-    """Seconds of each step of one block."""
+def _step(
+    state: TrainState, x: torch.Tensor, y: torch.Tensor, step: int, monitor: GradMonitor | None
+) -> None:
     model, opt = state.model, state.optimizer
-    monitor = None
-    if mode.startswith("monitor"):
-        monitor = GradMonitor(model, MonitorConfig(check_every=20 if mode == "monitor/20" else 1))
-    seconds = []
-    with torch.autograd.set_detect_anomaly(mode == "detect_anomaly"):
-        for i, (x, y) in enumerate(batches):
-            start = time.perf_counter()
-            state.step, state.inputs, state.targets = FIRST + i, x, y
-            opt.zero_grad(set_to_none=True)
-            if monitor:
-                monitor.on_before_forward(state)
-            state.loss = loss = nn.functional.cross_entropy(model(x), y)
-            if monitor:
-                monitor.on_after_forward(state)
-            loss.backward()
-            if monitor:
-                monitor.on_after_backward(state)
-                monitor.on_before_step(state)
-            opt.step()
-            state.step += 1
-            if monitor:
-                monitor.on_after_step(state)
-            seconds.append(time.perf_counter() - start)
-        if monitor:
-            monitor.flush()
-    return seconds
+    state.step, state.inputs, state.targets = step, x, y
+    opt.zero_grad(set_to_none=True)
+    if monitor:
+        monitor.on_before_forward(state)
+    state.loss = loss = nn.functional.cross_entropy(model(x), y)
+    if monitor:
+        monitor.on_after_forward(state)
+    loss.backward()
+    if monitor:
+        monitor.on_after_backward(state)
+        monitor.on_before_step(state)
+    opt.step()
+    state.step += 1
+    if monitor:
+        monitor.on_after_step(state)
 
 
 def _check_alone(model: nn.Module, calls: int = 500) -> float:
@@ -79,57 +70,60 @@ def _check_alone(model: nn.Module, calls: int = 500) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def _quartiles(values: list[float]) -> str:
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return f"{q2:.3f} ({q1:.2f}-{q3:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=600, help="SimpleCNN steps (>= 201)")
+    parser.add_argument("--deep-steps", type=int, default=200, help="DeepCNN steps")
     args = parser.parse_args()
-    if args.steps < 21:
-        parser.error("--steps must be >= 21: a block must reach steps 199 and 200")
     data = load_dataset("fashion-mnist-mini")
     gen = torch.Generator().manual_seed(0)
-    batches = list(data.train.batches(64, shuffle=True, generator=gen))[: args.steps]
+    batches = list(data.train.batches(64, shuffle=True, generator=gen))
     config = TrainConfig()
-    threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} threads, CPU, batch 64, median ms/step")
-    print(f"over {args.repeats} interleaved blocks of {args.steps} steps")
-    print(
-        f"{'model':<10}{'plain':>8}{'monitor':>9}{'ratio':>7}{'monitor/20':>11}{'ratio':>7}"
-        f"{'anomaly':>9}{'ratio':>7}"
-    )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch 64")
+    print("per-step paired ratio to plain: median (quartiles); total: ratio of total times")
+    print(f"{'model':<10}{'plain ms':>9}" + "".join(f"{m:>22}{'total':>7}" for m in MODES[1:]))
     shuffler = random.Random(0)
-    for name, build in (("SimpleCNN", SimpleCNN), ("deep", DeepCNN)):
+    for name, build, steps in (
+        ("SimpleCNN", SimpleCNN, args.steps),
+        ("deep", DeepCNN, args.deep_steps),
+    ):
         torch.manual_seed(0)
         model: nn.Module = build(1, 10, 28)
         state = TrainState(
             config, data.info, model, build_optimizer(config, model), torch.device("cpu")
         )
-        modes = ["plain", "monitor", "monitor/20", "detect_anomaly"]
-        steps: dict[str, list[list[float]]] = {m: [] for m in modes}
-        for mode in modes:
-            _block(state, batches, mode)  # warm-up
-        for _ in range(args.repeats):
-            shuffler.shuffle(modes)
-            for mode in modes:
-                steps[mode].append(_block(state, batches, mode))
-        med = {m: statistics.median(t for block in steps[m] for t in block) * 1e3 for m in modes}
-        plain, mon, mon20, anomaly = (med[m] for m in ("plain", "monitor", "monitor/20",
-                                                       "detect_anomaly"))  # fmt: skip
-        row = f"{name:<10}{plain:>8.2f}{mon:>9.2f}{mon / plain:>7.3f}"
-        row += f"{mon20:>11.2f}{mon20 / plain:>7.3f}"
-        print(f"{row}{anomaly:>9.2f}{anomaly / plain:>7.2f}")
-        extra = {  # the rare steps' time above a typical monitored step, median over blocks
-            at: statistics.median(block[at - FIRST] for block in steps["monitor"]) * 1e3 - mon
-            for at in (199, 200)
+        monitors = {
+            "monitor": GradMonitor(model),
+            "monitor/20": GradMonitor(model, MonitorConfig(check_every=20)),
         }
-        cycle = (200 * mon + 2 * extra[199] + extra[200]) / (200 * plain)
-        print(
-            f"{'':<10}update-ratio step +{extra[199]:.2f} ms (every 100), sentinel step "
-            f"+{extra[200]:.2f} ms (every 200): amortized monitor / plain {cycle:.3f}"
-        )
-        alone = _check_alone(model) * 1e3
-        share = alone / plain
-        print(f"{'':<10}monitor.check() alone: {alone * 1e3:.0f} us/step = {share:.2%} of a step")
+        times: dict[str, list[float]] = {m: [] for m in MODES}
+        order = list(MODES)
+        for step in range(-5, steps):  # 5 warm-up steps
+            x, y = batches[step % len(batches)]
+            shuffler.shuffle(order)
+            for mode in order:
+                with torch.autograd.set_detect_anomaly(mode == "detect_anomaly"):
+                    start = time.perf_counter()
+                    _step(state, x, y, max(step, 0), monitors.get(mode))
+                    seconds = time.perf_counter() - start
+                if step >= 0:
+                    times[mode].append(seconds)
+        for monitor in monitors.values():
+            monitor.flush()
+        plain = times["plain"]
+        row = f"{name:<10}{statistics.median(plain) * 1e3:>9.2f}"
+        for mode in MODES[1:]:
+            paired = [t / p for t, p in zip(times[mode], plain, strict=True)]
+            row += f"{_quartiles(paired):>22}{sum(times[mode]) / sum(plain):>7.3f}"
+        print(row)
+        alone = _check_alone(model)
+        share = alone / statistics.median(plain)
+        print(f"{'':<10}monitor.check() alone: {alone * 1e6:.0f} us/step = {share:.2%} of a step")
     print("goal: monitor / plain <= 1.03")
 
 
