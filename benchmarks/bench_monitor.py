@@ -15,7 +15,9 @@ Reported: the median of the per-step paired ratios variant / plain (the typical 
 quartiles), and the ratio of total times (every step, the rare ones included).
 Goal: monitor / plain <= 1.03.
 
-    python benchmarks/bench_monitor.py [--steps 600] [--deep-steps 200]
+On a GPU (``--device cuda``) each timed step ends with ``torch.cuda.synchronize()``.
+
+    python benchmarks/bench_monitor.py [--steps 600] [--deep-steps 200] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -79,12 +81,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="SimpleCNN steps (>= 201)")
     parser.add_argument("--deep-steps", type=int, default=200, help="DeepCNN steps")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     data = load_dataset("fashion-mnist-mini")
     gen = torch.Generator().manual_seed(0)
-    batches = list(data.train.batches(64, shuffle=True, generator=gen))
+    batches = [
+        (x.to(device), y.to(device)) for x, y in data.train.batches(64, shuffle=True, generator=gen)
+    ]
     config = TrainConfig()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, batch 64")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, batch 64")
     print("per-step paired ratio to plain: median (quartiles); total: ratio of total times")
     print(f"{'model':<10}{'plain ms':>9}" + "".join(f"{m:>22}{'total':>7}" for m in MODES[1:]))
     shuffler = random.Random(0)
@@ -93,10 +101,8 @@ def main() -> None:
         ("deep", DeepCNN, args.deep_steps),
     ):
         torch.manual_seed(0)
-        model: nn.Module = build(1, 10, 28)
-        state = TrainState(
-            config, data.info, model, build_optimizer(config, model), torch.device("cpu")
-        )
+        model: nn.Module = build(1, 10, 28).to(device)
+        state = TrainState(config, data.info, model, build_optimizer(config, model), device)
         monitors = {
             "monitor": GradMonitor(model),
             "monitor/20": GradMonitor(model, MonitorConfig(check_every=20)),
@@ -108,8 +114,10 @@ def main() -> None:
             shuffler.shuffle(order)
             for mode in order:
                 with torch.autograd.set_detect_anomaly(mode == "detect_anomaly"):
+                    sync()
                     start = time.perf_counter()
                     _step(state, x, y, max(step, 0), monitors.get(mode))
+                    sync()
                     seconds = time.perf_counter() - start
                 if step >= 0:
                     times[mode].append(seconds)

@@ -280,3 +280,26 @@ def test_deferred_statistics_count_nan_and_inf() -> None:
     produced = sqrt.produced[0]
     assert produced is not None and produced.nonfinite == 1 and math.isnan(produced.norm)
     assert produced.max_abs == pytest.approx(0.25) and produced.zeros == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_trace_defers_its_reads_and_matches_the_cpu() -> None:
+    traces, reads = [], []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = SimpleCNN(3, 10, 32).to(device).double()
+        x = torch.randn(4, 3, 32, 32, dtype=torch.float64, device=device)
+        loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 3, 5, 9], device=device))
+        with BackwardTracer(loss, model) as tracer, _ScalarReads() as mode:
+            loss.backward()
+        reads.append(mode.reads)
+        traces.append(tracer.trace)
+    assert reads[0] > 0 and reads[1] == 0  # the CPU reads as it goes; CUDA only at the end
+    cpu, cuda = traces
+    assert [e.name for e in cuda.events] == [e.name for e in cpu.events]
+    for a, b in zip(cpu.events, cuda.events, strict=True):
+        assert a.explanation == b.explanation
+        for x, y in zip(a.produced, b.produced, strict=True):
+            if x is not None and y is not None:
+                assert (x.shape, x.zeros, x.nonfinite) == (y.shape, y.zeros, y.nonfinite)
+                assert math.isclose(x.norm, y.norm, rel_tol=1e-9)
