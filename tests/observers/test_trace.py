@@ -303,3 +303,20 @@ def test_cuda_trace_defers_its_reads_and_matches_the_cpu() -> None:
             if x is not None and y is not None:
                 assert (x.shape, x.zeros, x.nonfinite) == (y.shape, y.zeros, y.nonfinite)
                 assert math.isclose(x.norm, y.norm, rel_tol=1e-9)
+
+
+def test_other_backwards_through_the_same_parameters_are_not_recorded() -> None:
+    model, x, loss, modules = _article()
+    other = model(x).sum()  # another graph that ends in the same AccumulateGrad nodes
+    with BackwardTracer(loss, model, modules) as tracer:
+        other.backward()  # before the traced one: its leaf hooks must stay silent
+        loss.backward()
+        assert model.fc.weight.grad is not None
+        stored = float(model.fc.weight.grad.norm())  # other's gradient plus loss's
+        model(x).sum().backward()  # and after it, with the hooks still on
+    trace = tracer.trace
+    assert [(e.name, e.param) for e in trace.events] == EXPECTED
+    weight = next(e for e in trace.events if e.param == "fc.weight")
+    assert weight.explanation == "AccumulateGrad: added to fc.weight.grad"
+    assert weight.produced[0] is not None
+    assert math.isclose(weight.produced[0].norm, stored, rel_tol=1e-6)

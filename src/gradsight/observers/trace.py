@@ -190,6 +190,7 @@ class BackwardTracer:
         self._sent: dict[str, list[Stat]] = {}  # dst id -> stats sent to it
         self._had_grad: set[str] = set()  # leaves whose .grad existed before this backward
         self._started: float | None = None
+        self._task: int | None = None  # the autograd graph task of the traced backward
         self._last = 0.0  # when gradsight's latest hook returned
         self._handle = HookHandle()
         ids = self._capture.node_ids
@@ -206,6 +207,7 @@ class BackwardTracer:
         def prehook(grad_outputs: tuple[Tensor | None, ...]) -> None:
             if self._started is None:
                 self._started = time.perf_counter()
+                self._task = _graph_task()
                 self._had_grad = {k for k, v in self._leaves.items() if v.grad is not None}
             if self._full:
                 self._facts[nid] = facts_before(node, self._meter.scratch, self._meter.defer)
@@ -223,6 +225,8 @@ class BackwardTracer:
             grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
         ) -> None:
             seconds = time.perf_counter() - self._last
+            if self._task is None or _graph_task() != self._task:
+                return  # a parameter's AccumulateGrad is shared: another graph's backward
             sent = self._sent.pop(nid, None)
             incoming = grad_outputs[0] if grad_outputs else None
             if single and sent is not None and len(sent) == 1 and len(grad_outputs) == 1:
@@ -291,6 +295,12 @@ class BackwardTracer:
         self._capture._fill_params(leaf_stats)
         seconds = self._last - self._started if self._started is not None else 0.0
         return BackwardTrace(list(self._events), self._capture.graph, seconds)
+
+
+def _graph_task() -> int:
+    """The id of the backward pass running in this thread (0 where torch cannot tell)."""
+    current = getattr(torch._C, "_current_graph_task_id", None)
+    return int(current()) if current is not None else 0
 
 
 def _is_leaf(node: Node) -> bool:
