@@ -273,10 +273,8 @@ def test_deferred_statistics_equal_the_immediate_ones_without_a_read_per_node(
 
 def test_deferred_statistics_count_nan_and_inf() -> None:
     w = torch.tensor([0.0, 4.0], requires_grad=True)
-    loss = torch.sqrt(w).sum()
-    with BackwardTracer(loss, defer=True) as tracer:
-        loss.backward()
-    sqrt = next(e for e in tracer.trace.events if e.name == "SqrtBackward0")
+    trace = trace_backward(torch.sqrt(w).sum(), defer=True)
+    sqrt = next(e for e in trace.events if e.name == "SqrtBackward0")
     produced = sqrt.produced[0]
     assert produced is not None and produced.nonfinite == 1 and math.isnan(produced.norm)
     assert produced.max_abs == pytest.approx(0.25) and produced.zeros == 0

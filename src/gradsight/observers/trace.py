@@ -326,12 +326,13 @@ def trace_backward(
     modules: ModuleTracker | None = None,
     retain_graph: bool = False,
     detail: str = "full",
+    defer: bool | None = None,
 ) -> BackwardTrace:
     """Run ``loss.backward()`` under a :class:`BackwardTracer` and return the trace.
 
     The resulting ``.grad`` values are bit-identical to those of a plain ``loss.backward()``.
-    ``detail`` is ``"full"`` or ``"norm"``, as for :class:`BackwardTracer`.
+    ``detail`` (``"full"`` or ``"norm"``) and ``defer`` are as for :class:`BackwardTracer`.
     """
-    with BackwardTracer(loss, model, modules, detail) as tracer:
+    with BackwardTracer(loss, model, modules, detail, defer) as tracer:
         loss.backward(retain_graph=retain_graph)
     return tracer.trace
