@@ -39,3 +39,23 @@ def test_json_to_stdout_and_file(tmp_path: Path) -> None:
 def test_bad_batch_size() -> None:
     code, _, err = run_cli("trace", "--batch-size", "-1")
     assert code == 2 and "--batch-size must be positive, got -1" in err
+
+
+def test_norm_detail_keeps_the_norms_and_drops_the_rest() -> None:
+    runs = {}
+    for detail in ("full", "norm"):
+        code, out, err = run_cli(
+            "trace", "--data", "synthetic", "--json", "--device", "cpu", "--detail", detail
+        )
+        assert code == 0, err
+        runs[detail] = json.loads(out)["events"]
+    full, norm = runs["full"], runs["norm"]
+    assert [e["name"] for e in norm] == [e["name"] for e in full]
+    for a, b in zip(full, norm, strict=True):
+        for x, y in zip(a["produced"], b["produced"], strict=True):
+            if x is not None:
+                assert y["norm"] == x["norm"] and y["zeros"] is None and y["max_abs"] is None
+    relu = next(e for e in norm if e["name"] == "ReluBackward0")
+    assert relu["explanation"] == "ReLU backward: passed the gradient where the input was > 0"
+    code, _, err = run_cli("trace", "--detail", "some")
+    assert code == 2 and "invalid choice: 'some'" in err

@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--json", action="store_true", help="print JSON instead of the table")
     g.add_argument("--out", type=Path, metavar="FILE", help="write to FILE instead of stdout")
     g.add_argument("--batch-size", type=int, default=4, help="images in the batch (default 4)")
+    g.add_argument(
+        "--detail", choices=("full", "norm"), default="full",
+        help="full (default): norm, max |g|, zeros and NaN/Inf of every gradient, and the "
+        "ReLU/max-pool facts; norm: only the L2 norm and NaN/Inf, a cheaper trace for big "
+        "models",
+    )  # fmt: skip
     parser.set_defaults(command=run_trace)
 
 
@@ -41,7 +47,7 @@ def run_trace(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise ConfigError(
             f"--out {args.out} is a folder; give a file name such as {args.out}/trace.json"
         )
-    trace = trace_of_one_step(prepare(config_from_args(args)), args.batch_size)
+    trace = trace_of_one_step(prepare(config_from_args(args)), args.batch_size, args.detail)
     if args.out is not None:
         if args.json:
             args.out.write_text(trace_to_json(trace), encoding="utf-8")

@@ -68,10 +68,11 @@ class FirstStepSnapshot(Observer):
             self._tracer.remove()
 
 
-def trace_of_one_step(prepared: Prepared, batch_size: int) -> BackwardTrace:
+def trace_of_one_step(prepared: Prepared, batch_size: int, detail: str = "full") -> BackwardTrace:
     """Run one training step (forward, loss, traced backward, optimizer step); return its trace.
 
-    The batch is the first of the training split shuffled with ``config.seed``.
+    The batch is the first of the training split shuffled with ``config.seed``; ``detail``
+    is as for :class:`BackwardTracer`.
     """
     model, optimizer = prepared.model, prepared.optimizer
     generator = torch.Generator().manual_seed(prepared.config.seed)
@@ -84,7 +85,7 @@ def trace_of_one_step(prepared: Prepared, batch_size: int) -> BackwardTrace:
     with ModuleTracker(model) as modules:
         outputs = model(inputs)  # (B, num_classes)
     loss = nn.functional.cross_entropy(outputs, targets)
-    with BackwardTracer(loss, model, modules) as tracer:
+    with BackwardTracer(loss, model, modules, detail) as tracer:
         loss.backward()
     optimizer.step()
     return tracer.trace
