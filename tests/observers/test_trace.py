@@ -318,3 +318,14 @@ def test_other_backwards_through_the_same_parameters_are_not_recorded() -> None:
     assert weight.explanation == "AccumulateGrad: added to fc.weight.grad"
     assert weight.produced[0] is not None
     assert math.isclose(weight.produced[0].norm, stored, rel_tol=1e-6)
+
+
+def test_graph_is_built_when_read_and_keeps_saved_tensors_on_request() -> None:
+    for saved in (False, True):
+        model, _, loss, modules = _article()
+        trace = trace_backward(loss, model, modules, saved=saved)
+        conv = next(n for n in trace.graph.nodes if n.name == "ConvolutionBackward0")
+        assert bool(conv.saved) is saved  # read before backward freed them, or not at all
+        relu = next(n for n in trace.graph.nodes if n.name == "ReluBackward0")
+        assert relu.grad_norm == trace.events[8].received[0].norm  # type: ignore[union-attr]
+        assert trace.graph is trace.graph  # built once

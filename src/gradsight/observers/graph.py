@@ -299,6 +299,11 @@ def _input_shapes(node: Node) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(m.shape) for m in metadata)
 
 
+def _is_leaf(node: Node) -> bool:
+    """Whether ``node`` is an AccumulateGrad (it holds the leaf tensor as ``variable``)."""
+    return isinstance(getattr(node, "variable", None), Tensor)
+
+
 def _clone(obj: Any) -> Any:
     """A shallow copy of a plain dataclass instance (its fields are immutable values);
     ~6x faster than ``copy.copy``, which a trace of resnet18 does ~280 times."""
@@ -334,61 +339,91 @@ class GraphCapture:
             )
         self.loss = loss
         self.model = model
+        self._modules = modules
         self._param_names = {p: n for n, p in model.named_parameters()} if model else {}
         self._ids: dict[Node, str] = {}
-        self._nodes: list[GraphNode] = [GraphNode(LOSS_ID, "loss", "loss", None, tuple(loss.shape))]
-        self._edges: list[GraphEdge] = [
-            GraphEdge(LOSS_ID, "n0", tuple(loss.shape))
-        ]  # the seed gradient, d loss / d loss
-        self._out_edges: dict[str, dict[int, GraphEdge]] = {}  # src id -> next_functions index
+        self._nexts: dict[Node, tuple[tuple[Node | None, int], ...]] = {}
+        self._dst: dict[str, dict[int, str]] = {}  # src id -> next_functions index -> dst id
         self.in_degree: dict[str, int] = {}  # node id -> edges arriving from other nodes
-        self._read_saved = saved
-        self._walk(loss.grad_fn, modules)
+        self._saved_meta: dict[Node, tuple[SavedTensor, ...]] = {}
+        self._walk(loss.grad_fn, saved)
+        self._built: tuple[list[GraphNode], list[GraphEdge], dict[str, dict[int, GraphEdge]]]
+        self._built = ([], [], {})  # GraphNode/GraphEdge objects, made when first needed
 
-    def _leaf(self, node: Node, node_id: str) -> GraphNode:
-        variable = node.variable  # type: ignore[attr-defined]
-        name = self._param_names.get(variable)
-        if name is None:
-            return GraphNode(node_id, "input", "input", None, tuple(variable.shape))
-        module = name.rpartition(".")[0] or None
-        return GraphNode(node_id, "param", name, module, tuple(variable.shape))
+    def _walk(self, root: Node, saved: bool) -> None:
+        """Number the nodes and their edges; read what a backward pass frees (saved tensors).
 
-    def _walk(self, root: Node, modules: ModuleTracker | None) -> None:
+        The node and edge objects wait until asked for: shapes, modules and names can be
+        read from the nodes after ``backward()`` too, and a trace may never need them.
+        """
         self._ids[root] = "n0"
-        order, stack = [root], [root]
-        nexts: dict[Node, tuple[tuple[Node | None, int], ...]] = {}
+        stack = [root]
         while stack:  # iterative DFS: a 10,000-op chain must not hit the recursion limit
             node = stack.pop()
-            nexts[node] = node.next_functions
-            for nxt, _ in nexts[node]:
-                if nxt is not None and nxt not in self._ids:
+            nexts = self._nexts[node] = node.next_functions
+            dst = self._dst[self._ids[node]] = {}
+            for k, (nxt, _) in enumerate(nexts):
+                if nxt is None:
+                    continue
+                if nxt not in self._ids:
                     self._ids[nxt] = f"n{len(self._ids)}"
-                    order.append(nxt)
                     stack.append(nxt)
-        shapes = {node: _input_shapes(node) for node in order}  # read each node's once
+                dst[k] = self._ids[nxt]
+                self.in_degree[dst[k]] = self.in_degree.get(dst[k], 0) + 1
+            if saved and not _is_leaf(node):
+                self._saved_meta[node] = _saved(node)
+
+    def _objects(self) -> tuple[list[GraphNode], list[GraphEdge], dict[str, dict[int, GraphEdge]]]:
+        """The node and edge objects (built on the first call)."""
+        if self._built[0]:
+            return self._built
+        loss = self.loss
+        nodes = [GraphNode(LOSS_ID, "loss", "loss", None, tuple(loss.shape))]
+        edges = [GraphEdge(LOSS_ID, "n0", tuple(loss.shape))]  # the seed gradient
+        out_edges: dict[str, dict[int, GraphEdge]] = {}  # src id -> next_functions index
+        shapes = {node: _input_shapes(node) for node in self._ids}  # read each node's once
 
         def shape(node: Node, index: int) -> tuple[int, ...] | None:
             return shapes[node][index] if index < len(shapes[node]) else None
 
-        for node in order:
-            nid = self._ids[node]
-            if type(node).__name__ == "AccumulateGrad":
-                self._nodes.append(self._leaf(node, nid))
+        for node, nid in self._ids.items():  # in id order: dicts keep insertion order
+            if _is_leaf(node):
+                nodes.append(self._leaf(node, nid))
                 continue
-            module = (modules.module_of(node) if modules else None) or None
-            call = modules.call_of(node) if modules and module else 0
-            self._nodes.append(
-                GraphNode(
-                    nid, "op", type(node).__name__, module, shape(node, 0),
-                    saved=_saved(node) if self._read_saved else (), call=call,
-                )
+            kind, name, module = self.describe(nid, node)
+            call = self._modules.call_of(node) if self._modules and module else 0
+            nodes.append(
+                GraphNode(nid, kind, name, module, shape(node, 0),
+                          saved=self._saved_meta.get(node, ()), call=call)
             )  # fmt: skip
-            out = self._out_edges.setdefault(nid, {})
-            for k, (nxt, input_nr) in enumerate(nexts[node]):
+            out = out_edges.setdefault(nid, {})
+            for k, (nxt, input_nr) in enumerate(self._nexts[node]):
                 if nxt is not None:
                     out[k] = GraphEdge(nid, self._ids[nxt], shape(nxt, input_nr))
-                    self._edges.append(out[k])
-                    self.in_degree[out[k].dst] = self.in_degree.get(out[k].dst, 0) + 1
+                    edges.append(out[k])
+        self._built = (nodes, edges, out_edges)
+        return self._built
+
+    def _leaf(self, node: Node, node_id: str) -> GraphNode:
+        kind, name, module = self.describe(node_id, node)
+        return GraphNode(node_id, kind, name, module, tuple(node.variable.shape))  # type: ignore[attr-defined]
+
+    def describe(self, nid: str, node: Node | None = None) -> tuple[str, str, str | None]:
+        """(kind, name, module) of node ``nid``, without building the graph objects:
+        ("op", "ReluBackward0", "relu"), ("param", "fc.weight", "fc"), ("input", "input", None)."""
+        node = node if node is not None else self._node_of(nid)
+        if _is_leaf(node):
+            name = self._param_names.get(node.variable)  # type: ignore[attr-defined]
+            if name is None:
+                return "input", "input", None
+            return "param", name, name.rpartition(".")[0] or None
+        module = (self._modules.module_of(node) if self._modules else None) or None
+        return "op", type(node).__name__, module
+
+    def _node_of(self, nid: str) -> Node:
+        if not hasattr(self, "_by_id"):
+            self._by_id = {v: k for k, v in self._ids.items()}
+        return self._by_id[nid]
 
     @contextmanager
     def gradients(self) -> Iterator[HookHandle]:
@@ -416,11 +451,12 @@ class GraphCapture:
 
     def destinations(self, nid: str) -> dict[int, str]:
         """Map each ``next_functions`` index of node ``nid`` to the id of the node it feeds."""
-        return {k: e.dst for k, e in self._out_edges.get(nid, {}).items()}
+        return dict(self._dst.get(nid, {}))
 
     def node(self, nid: str) -> GraphNode:
         """The (live) node with id ``nid``."""
-        return self._nodes[0] if nid == LOSS_ID else self._nodes[int(nid[1:]) + 1]
+        nodes = self._objects()[0]
+        return nodes[0] if nid == LOSS_ID else nodes[int(nid[1:]) + 1]
 
     @property
     def node_ids(self) -> dict[Node, str]:
@@ -431,16 +467,17 @@ class GraphCapture:
         self, nid: str, received: GradStats | None, produced: list[GradStats | None]
     ) -> None:
         """Store what node ``nid`` received and sent along each of its edges."""
+        _, edges, out_edges = self._objects()
         self._set_node(nid, received)
         if nid == "n0":
-            _set_edge(self._edges[0], received)
-        for k, edge in self._out_edges.get(nid, {}).items():
+            _set_edge(edges[0], received)
+        for k, edge in out_edges.get(nid, {}).items():
             if k < len(produced):
                 _set_edge(edge, produced[k])
 
     def _set_node(self, nid: str, stats: GradStats | None) -> None:
         if stats is not None:
-            node = self._nodes[int(nid[1:]) + 1]  # _nodes[0] is the loss, then n0, n1, ...
+            node = self._objects()[0][int(nid[1:]) + 1]  # [0] is the loss, then n0, n1, ...
             node.grad_norm, node.nonfinite = stats.norm, stats.nonfinite
 
     def _fill_params(self, measured: dict[str, GradStats | None] | None = None) -> None:
@@ -448,9 +485,9 @@ class GraphCapture:
 
         ``measured`` holds leaf stats already taken (by a tracer) so they are not redone.
         """
-        loss_node = self._nodes[0]
-        if self._edges[0].grad_norm is not None:
-            loss_node.grad_norm = self._edges[0].grad_norm
+        nodes, edges, _ = self._objects()
+        if edges[0].grad_norm is not None:
+            nodes[0].grad_norm = edges[0].grad_norm
         for node, nid in self._ids.items():
             if type(node).__name__ == "AccumulateGrad":
                 if measured is not None and nid in measured:
@@ -461,14 +498,17 @@ class GraphCapture:
     @property
     def graph(self) -> AutogradGraph:
         """The captured graph as plain data (a copy: later hooks do not change it)."""
-        nodes = [_clone(n) for n in self._nodes]
-        edges = [_clone(e) for e in self._edges]
+        built_nodes, built_edges, _ = self._objects()
+        nodes = [_clone(n) for n in built_nodes]
+        edges = [_clone(e) for e in built_edges]
         return AutogradGraph(nodes, edges, self._no_grad_params(), "op")
 
     def _no_grad_params(self) -> list[NoGradParam]:
         if self.model is None:
             return []
-        reached = {n.name for n in self._nodes if n.kind == "param"}
+        reached = {name for node in self._ids if (name := self._param_names.get(
+            getattr(node, "variable", None)  # type: ignore[arg-type]
+        ))}  # fmt: skip
         return [
             NoGradParam(name, "frozen" if not p.requires_grad else "detached")
             for name, p in self.model.named_parameters()

@@ -43,7 +43,7 @@ class FirstStepSnapshot(Observer):
         self._modules.remove()
         try:
             assert state.loss is not None
-            self._tracer = BackwardTracer(state.loss, state.model, self._modules)
+            self._tracer = BackwardTracer(state.loss, state.model, self._modules, saved=True)
         except Exception as exc:  # observation must never break training
             warnings.warn(f"graph capture failed: {exc}", RuntimeWarning, stacklevel=2)
         self._modules = None
@@ -72,7 +72,7 @@ def trace_of_one_step(prepared: Prepared, batch_size: int, detail: str = "full")
     """Run one training step (forward, loss, traced backward, optimizer step); return its trace.
 
     The batch is the first of the training split shuffled with ``config.seed``; ``detail``
-    is as for :class:`BackwardTracer`.
+    is as for :class:`BackwardTracer`. The graph keeps saved-tensor metadata.
     """
     model, optimizer = prepared.model, prepared.optimizer
     generator = torch.Generator().manual_seed(prepared.config.seed)
@@ -85,7 +85,7 @@ def trace_of_one_step(prepared: Prepared, batch_size: int, detail: str = "full")
     with ModuleTracker(model) as modules:
         outputs = model(inputs)  # (B, num_classes)
     loss = nn.functional.cross_entropy(outputs, targets)
-    with BackwardTracer(loss, model, modules, detail) as tracer:
+    with BackwardTracer(loss, model, modules, detail, saved=True) as tracer:
         loss.backward()
     optimizer.step()
     return tracer.trace
