@@ -346,6 +346,7 @@ class GraphCapture:
         self._dst: dict[str, dict[int, str]] = {}  # src id -> next_functions index -> dst id
         self.in_degree: dict[str, int] = {}  # node id -> edges arriving from other nodes
         self._saved_meta: dict[Node, tuple[SavedTensor, ...]] = {}
+        self._by_id: dict[str, Node] | None = None  # id -> node, made when first needed
         self._walk(loss.grad_fn, saved)
         self._built: tuple[list[GraphNode], list[GraphEdge], dict[str, dict[int, GraphEdge]]]
         self._built = ([], [], {})  # GraphNode/GraphEdge objects, made when first needed
@@ -421,7 +422,7 @@ class GraphCapture:
         return "op", type(node).__name__, module
 
     def _node_of(self, nid: str) -> Node:
-        if not hasattr(self, "_by_id"):
+        if self._by_id is None:
             self._by_id = {v: k for k, v in self._ids.items()}
         return self._by_id[nid]
 
