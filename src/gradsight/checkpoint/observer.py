@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from gradsight.checkpoint.io import crash_if_requested
 from gradsight.checkpoint.state import Stateful, capture
 from gradsight.checkpoint.store import CheckpointSettings, CheckpointStore
+from gradsight.observers.modules import has_nonfinite
 from gradsight.train.events import EpochRecord, Observer, TrainState
 from gradsight.train.progress import MetricWindow
 
@@ -110,22 +110,5 @@ class CheckpointObserver(Observer):
 
 
 def _nonfinite_weights(model: torch.nn.Module) -> list[str]:
-    """Names of floating-point parameters/buffers holding NaN/Inf.
-
-    A tensor's sum is NaN/Inf whenever an entry is (and, for finite entries, only if it
-    overflows, which the exact check then rules out): one reduction per tensor and one
-    transfer in all, where ``isfinite(t).all()`` would allocate a mask per tensor.
-    """
-    named = [(n, t.detach()) for n, t in model.state_dict().items()
-             if t.is_floating_point() and t.numel()]  # fmt: skip
-    if not named:
-        return []
-    device = named[0][1].device
-    sums = torch.stack([
-        t.sum(dtype=torch.float32 if t.element_size() < 4 else None).to(device)
-        for _, t in named
-    ]).tolist()  # fmt: skip
-    return [
-        n for (n, t), v in zip(named, sums, strict=True)
-        if not math.isfinite(v) and not bool(torch.isfinite(t).all())
-    ]  # fmt: skip
+    """Names of floating-point parameters/buffers holding NaN/Inf."""
+    return [name for name, t in model.state_dict().items() if has_nonfinite(t)]

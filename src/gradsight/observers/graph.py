@@ -194,6 +194,11 @@ def _fast_dot(g: Tensor) -> bool:
     )
 
 
+def _accumulation(g: Tensor) -> torch.dtype | None:
+    """The dtype a reduction of ``g`` accumulates in: float32 for half types."""
+    return torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else None
+
+
 def squared_norm(g: Tensor) -> Tensor:
     """The sum of squares of ``g`` as a 0-d tensor (float32 accumulation for half types).
 
@@ -205,16 +210,14 @@ def squared_norm(g: Tensor) -> Tensor:
     if _fast_dot(g):
         flat = g.view(-1)
         return torch.dot(flat, flat)
-    acc = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else None
-    return torch.linalg.vector_norm(g, dtype=acc).square()
+    return torch.linalg.vector_norm(g, dtype=_accumulation(g)).square()
 
 
 def l2_norm(g: Tensor) -> Tensor:
     """The L2 norm of ``g`` as a 0-d tensor, without leaving the device."""
     if _fast_dot(g):
         return squared_norm(g).sqrt()
-    acc = torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else None
-    return torch.linalg.vector_norm(g, dtype=acc)
+    return torch.linalg.vector_norm(g, dtype=_accumulation(g))
 
 
 def grad_stats(
@@ -340,7 +343,9 @@ class GraphCapture:
         self.loss = loss
         self.model = model
         self._modules = modules
-        self._param_names = {p: n for n, p in model.named_parameters()} if model else {}
+        self._param_names: dict[Tensor, str] = (
+            {p: n for n, p in model.named_parameters()} if model else {}
+        )
         self._ids: dict[Node, str] = {}
         self._nexts: dict[Node, tuple[tuple[Node | None, int], ...]] = {}
         self._dst: dict[str, dict[int, str]] = {}  # src id -> next_functions index -> dst id
@@ -388,11 +393,8 @@ class GraphCapture:
             return shapes[node][index] if index < len(shapes[node]) else None
 
         for node, nid in self._ids.items():  # in id order: dicts keep insertion order
-            if _is_leaf(node):
-                nodes.append(self._leaf(node, nid))
-                continue
-            kind, name, module = self.describe(nid, node)
-            call = self._modules.call_of(node) if self._modules and module else 0
+            kind, name, module = self.describe(nid, node)  # a leaf's shape is its tensor's
+            call = self._modules.call_of(node) if self._modules and kind == "op" else 0
             nodes.append(
                 GraphNode(nid, kind, name, module, shape(node, 0),
                           saved=self._saved_meta.get(node, ()), call=call)
@@ -405,10 +407,6 @@ class GraphCapture:
         self._built = (nodes, edges, out_edges)
         return self._built
 
-    def _leaf(self, node: Node, node_id: str) -> GraphNode:
-        kind, name, module = self.describe(node_id, node)
-        return GraphNode(node_id, kind, name, module, tuple(node.variable.shape))  # type: ignore[attr-defined]
-
     def describe(self, nid: str, node: Node | None = None) -> tuple[str, str, str | None]:
         """(kind, name, module) of node ``nid``, without building the graph objects:
         ("op", "ReluBackward0", "relu"), ("param", "fc.weight", "fc"), ("input", "input", None)."""
@@ -420,6 +418,11 @@ class GraphCapture:
             return "param", name, name.rpartition(".")[0] or None
         module = (self._modules.module_of(node) if self._modules else None) or None
         return "op", type(node).__name__, module
+
+    @property
+    def leaves(self) -> dict[str, Tensor]:
+        """The leaf tensor of each AccumulateGrad node reached from the loss, by node id."""
+        return {nid: node.variable for node, nid in self._ids.items() if _is_leaf(node)}  # type: ignore[attr-defined]
 
     def _node_of(self, nid: str) -> Node:
         if self._by_id is None:
@@ -435,7 +438,7 @@ class GraphCapture:
         """
         handle = HookHandle()
         for node, nid in self._ids.items():
-            if type(node).__name__ != "AccumulateGrad":
+            if not _is_leaf(node):
                 handle.add(node.register_hook(self._make_hook(nid)))
         with handle:
             yield handle
@@ -490,7 +493,7 @@ class GraphCapture:
         if edges[0].grad_norm is not None:
             nodes[0].grad_norm = edges[0].grad_norm
         for node, nid in self._ids.items():
-            if type(node).__name__ == "AccumulateGrad":
+            if _is_leaf(node):
                 if measured is not None and nid in measured:
                     self._set_node(nid, measured[nid])
                 else:
@@ -507,9 +510,7 @@ class GraphCapture:
     def _no_grad_params(self) -> list[NoGradParam]:
         if self.model is None:
             return []
-        reached = {name for node in self._ids if (name := self._param_names.get(
-            getattr(node, "variable", None)  # type: ignore[arg-type]
-        ))}  # fmt: skip
+        reached = {self._param_names.get(leaf) for leaf in self.leaves.values()}
         return [
             NoGradParam(name, "frozen" if not p.requires_grad else "detached")
             for name, p in self.model.named_parameters()

@@ -176,11 +176,10 @@ class GradMonitor(Observer):
         if not self._read_now(step):
             return False  # read later, without a sync now
         values = self._read_unread()  # the one sync of this step
-        pending, self._unread = self._unread, []
-        for (s, e, _), v in zip(pending[:-1], values[:-1], strict=True):
-            if not math.isfinite(v):
-                return self._late_nonfinite(s, e, step, values[-1])
-            self._check_total(s, e, v)
+        late = self._check_read(self._unread[:-1], values, step, values[-1])
+        self._unread = []
+        if late is not None:
+            return late
         self.last_total = values[-1]
         if not math.isfinite(self.last_total):
             return self._nonfinite(step, epoch, [n for n, _ in grads], norms, inputs, targets)
@@ -207,6 +206,25 @@ class GradMonitor(Observer):
         synced = iter(torch.stack([t.to(on_device[-1].device) for t in on_device]).tolist()
                       if on_device else [])  # fmt: skip
         return [float(next(synced)) if isinstance(t, Tensor) else t for _, _, t in self._unread]
+
+    def _check_read(
+        self,
+        earlier: list[tuple[int, int, Tensor | float]],
+        values: list[float],
+        now: int,
+        current: float | None = None,
+    ) -> bool | None:
+        """Check the totals ``values`` of ``earlier`` steps, read only at step ``now``.
+
+        The first non-finite one is reported as late, and the skip decision for the update
+        of step ``now`` (whose total is ``current``; default: that non-finite total) is
+        returned; None when all are finite.
+        """
+        for (step, epoch, _), total in zip(earlier, values, strict=False):
+            if not math.isfinite(total):
+                return self._late_nonfinite(step, epoch, now, total if current is None else current)
+            self._check_total(step, epoch, total)
+        return None
 
     def _check_total(self, step: int, epoch: int, total: float) -> None:
         self._check_exploding(step, epoch, total)
@@ -242,15 +260,11 @@ class GradMonitor(Observer):
         if not self._unread:
             return
         values = self._read_unread()
-        last = self._unread[-1][0] + 1 if step is None else step
-        for (s, e, _), v in zip(self._unread, values, strict=True):
-            if not math.isfinite(v):
-                self._unread = []
-                self._late_nonfinite(s, e, last, v)
-                return
-            self._check_total(s, e, v)
-        self.last_total = values[-1]
+        now = self._unread[-1][0] + 1 if step is None else step
+        late = self._check_read(self._unread, values, now)
         self._unread = []
+        if late is None:
+            self.last_total = values[-1]
 
     # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -218,7 +218,7 @@ class BackwardTracer:
         self._last = 0.0  # when gradsight's latest hook returned
         self._handle = HookHandle()
         ids = self._capture.node_ids
-        self._leaves = {nid: n.variable for n, nid in ids.items() if _is_leaf(n)}  # type: ignore[attr-defined]
+        self._leaves = self._capture.leaves
         self._dst = {nid: tuple(self._capture.destinations(nid).items()) for nid in ids.values()}
         self._single = {nid for nid in ids.values() if self._capture.in_degree.get(nid, 0) == 1}
         self._single.discard("n0")  # the root also receives the seed gradient
@@ -296,7 +296,7 @@ class BackwardTracer:
         produced = tuple(self._meter.resolve(p) for p in record.produced)
         kind, name, module = self._capture.describe(record.nid)
         param = name if kind == "param" else None
-        leaf = record.nid in self._leaves
+        leaf = kind != "op"  # an AccumulateGrad, of a parameter or another leaf
         if leaf:
             name = "AccumulateGrad"
         facts = {k: float(v) if isinstance(v, Tensor) else v
@@ -333,10 +333,6 @@ def _graph_task() -> int:
     """The id of the backward pass running in this thread (0 where torch cannot tell)."""
     current = getattr(torch._C, "_current_graph_task_id", None)
     return int(current()) if current is not None else 0
-
-
-def _is_leaf(node: Node) -> bool:
-    return isinstance(getattr(node, "variable", None), Tensor)
 
 
 def _same_elements(grad: Tensor, incoming: Tensor | None) -> bool:
