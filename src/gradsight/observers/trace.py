@@ -19,14 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import Node
 
-from gradsight.observers.graph import (
-    AutogradGraph,
-    GradStats,
-    GraphCapture,
-    Scratch,
-    grad_stats,
-    l2_norm,
-)
+from gradsight.observers.gradstats import GradStats, Scratch, grad_stats, l2_norm
+from gradsight.observers.graph import AutogradGraph, GraphCapture
 from gradsight.observers.handles import HookHandle
 from gradsight.observers.modules import ModuleTracker
 from gradsight.observers.trace_explain import explain, facts_before, needs_facts
@@ -329,10 +323,12 @@ class BackwardTracer:
         return BackwardTrace(events, lambda: self._graph(events), seconds)
 
 
+_CURRENT_TASK: Callable[[], int] = getattr(torch._C, "_current_graph_task_id", lambda: 0)
+
+
 def _graph_task() -> int:
     """The id of the backward pass running in this thread (0 where torch cannot tell)."""
-    current = getattr(torch._C, "_current_graph_task_id", None)
-    return int(current()) if current is not None else 0
+    return _CURRENT_TASK()
 
 
 def _same_elements(grad: Tensor, incoming: Tensor | None) -> bool:

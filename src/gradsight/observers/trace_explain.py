@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.autograd.graph import Node
 
-from gradsight.observers.graph import GradStats, Scratch
+from gradsight.observers.gradstats import GradStats, Scratch, count_where, dense_view
 
 __all__ = ["explain", "facts_before", "needs_facts"]
 
@@ -43,25 +44,50 @@ def facts_before(node: Node, scratch: Scratch | None = None, defer: bool = False
     ``defer``: leave the measured fractions as 0-d device tensors (no sync); the caller
     reads them later.
     """
-    read: Callable[[torch.Tensor], Any] = (lambda t: t) if defer else float
     name = type(node).__name__
-    scratch = scratch or Scratch()
     if name.startswith("ReluBackward"):
         result = _saved(node, "result")
-        if isinstance(result, torch.Tensor) and result.numel():  # relu(x) == 0 iff x <= 0
-            # threshold_backward zeroes where result <= 0 (a NaN result passes its gradient)
-            return {"zeroed": read(scratch.count(torch.le, result, 0) / result.numel())}
+        if isinstance(result, torch.Tensor) and result.numel():
+            return {"zeroed": _fraction_not_positive(result, scratch, defer)}
     if name.startswith("MaxPool2DWithIndicesBackward"):
         indices, inp = _saved(node, "result1"), _saved(node, "self")
         if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
-            planes = indices.flatten(0, -3).flatten(1)  # (N*C, outH*outW) flat input indices
-            shape = torch.Size((planes.shape[0], inp.shape[-2] * inp.shape[-1]))
-            dtype = torch.float32 if inp.numel() < 2**24 else torch.float64  # exact sums
-            hit = scratch.buffer(shape, dtype, planes.device).zero_()
-            hit.scatter_(1, planes, 1.0)  # 1 where a position gets a gradient
-            fraction = read(hit.sum() / inp.numel())
-            return {"kernel": _saved(node, "kernel_size"), "hit_fraction": fraction}
+            kernel = _saved(node, "kernel_size")
+            if _disjoint(kernel, _saved(node, "stride"), _saved(node, "dilation")):
+                hits: Any = indices.numel()  # one distinct input position per window
+            else:
+                hits = _positions_hit(indices, inp, scratch or Scratch())
+                hits = hits if defer else float(hits)
+            return {"kernel": kernel, "hit_fraction": hits / inp.numel()}
     return {}
+
+
+def _fraction_not_positive(result: torch.Tensor, scratch: Scratch | None, defer: bool) -> Any:
+    """Fraction of ``relu(x)`` that is <= 0, i.e. where x <= 0: there threshold_backward
+    zeroes the gradient (a NaN result passes its gradient on)."""
+    flat = dense_view(result)
+    if flat is not None:
+        return count_where(flat, np.less_equal, 0) / flat.size
+    fraction = (scratch or Scratch()).count(torch.le, result, 0) / result.numel()
+    return fraction if defer else float(fraction)
+
+
+def _disjoint(kernel: Any, stride: Any, dilation: Any) -> bool:
+    """Whether no two pooling windows share an input position (e.g. 2x2 windows, stride 2)."""
+    if not kernel or not dilation:
+        return False
+    stride = stride or kernel  # an empty stride means stride = kernel_size
+    return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation, strict=True))
+
+
+def _positions_hit(indices: torch.Tensor, inp: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    """How many input positions receive a gradient: overlapping windows may share an arg-max."""
+    planes = indices.flatten(0, -3).flatten(1)  # (N*C, outH*outW) flat input indices
+    shape = torch.Size((planes.shape[0], inp.shape[-2] * inp.shape[-1]))
+    dtype = torch.float32 if inp.numel() < 2**24 else torch.float64  # exact sums
+    hit = scratch.buffer(shape, dtype, planes.device).zero_()
+    hit.scatter_(1, planes, 1.0)  # 1 where a position gets a gradient
+    return hit.sum()
 
 
 def _relu(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from gradsight.observers.graph import GradStats
+from gradsight.observers.gradstats import GradStats
 from gradsight.observers.trace import BackwardTrace, TraceEvent
 
 __all__ = ["trace_text", "trace_to_dict", "trace_to_json"]

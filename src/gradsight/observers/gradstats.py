@@ -1,0 +1,225 @@
+"""The size of a gradient tensor: L2 norm, max |g|, exact zeros and NaN/Inf count.
+
+A traced backward measures every gradient that flows, so these reductions are most of the
+cost of watching backprop. They only read the tensor. On the CPU, float32/float64
+tensors are read through a NumPy view of their memory: a NumPy reduction costs about 1 us
+of call overhead against about 5 us for a torch op, and a graph has hundreds of small
+gradients. Comparisons go through one small reused buffer, because a fresh full-size
+temporary pays page faults on every call (2.6 ms for a 4 MB one on the development machine).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "GradStats",
+    "Scratch",
+    "count_where",
+    "dense_view",
+    "grad_stats",
+    "l2_norm",
+    "squared_norm",
+]
+
+
+@dataclass(frozen=True)
+class GradStats:
+    """Size of one gradient tensor."""
+
+    shape: tuple[int, ...]
+    norm: float  # L2 norm; NaN when the tensor holds NaN/Inf
+    nonfinite: int  # count of NaN/Inf entries
+    max_abs: float | None = 0.0  # largest |g| among finite entries; None if not measured
+    zeros: int | None = 0  # count of exact zeros; None if not measured
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+_SMALL = 1 << 16  # below: NumPy's ~1 us calls; above: torch's, which use its warm threads
+_CHUNK = 1 << 18  # elements compared per call into the bool buffer: 256 KiB, stays in cache
+_LOCAL = threading.local()  # one bool buffer per thread: hooks may run on autograd's threads
+
+
+def dense_view(t: Tensor) -> np.ndarray | None:
+    """A 1-D NumPy view of all of ``t``'s elements, in memory order, without a copy.
+
+    For a CPU float32/float64 tensor whose elements fill one block of memory: contiguous,
+    or contiguous once its dims are reordered (a transpose). Order-free statistics (sums,
+    extremes, counts) can read that view. Returns None for other devices and dtypes and
+    for expanded, sliced or strided tensors.
+    """
+    if not t.is_cpu or t.dtype not in (torch.float32, torch.float64):
+        return None
+    if not t.is_contiguous():
+        t = t.permute(sorted(range(t.dim()), key=t.stride, reverse=True))  # largest stride first
+        if not t.is_contiguous():
+            return None
+    try:
+        return t.detach().view(-1).numpy() if t.requires_grad else t.view(-1).numpy()
+    except RuntimeError:  # a lazily negated or conjugated view: numpy() refuses those
+        return None
+
+
+def count_where(flat: np.ndarray, op: np.ufunc, value: float) -> int:
+    """Exact count of the elements of ``flat`` where ``op(element, value)`` holds.
+
+    E.g. ``count_where(view, np.equal, 0)``. Compares 256 Ki elements at a time into one
+    reused bool buffer, so no full-size temporary is allocated.
+    """
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None:
+        buf = _LOCAL.buf = np.empty(_CHUNK, dtype=np.bool_)
+    total = 0
+    for start in range(0, flat.size, _CHUNK):
+        part = flat[start : start + _CHUNK]
+        total += int(np.count_nonzero(op(part, value, out=buf[: part.size])))
+    return total
+
+
+class Scratch:
+    """Reusable flat buffers for the full-size temporaries that torch-side statistics need.
+
+    Used where :func:`dense_view` does not apply (accelerators, half types, expanded
+    tensors). On the CPU a fresh multi-megabyte tensor pays page faults when first touched,
+    so a tracer keeps one ``Scratch`` for the whole pass. The buffer grows to the largest
+    tensor seen and is freed with the ``Scratch``.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    def buffer(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """An uninitialised tensor of ``shape``, backed by the reused buffer."""
+        numel = math.prod(shape)
+        key = (dtype, device)
+        flat = self._buffers.get(key)
+        if flat is None or flat.numel() < numel:
+            flat = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return flat[:numel].view(shape)
+
+    def count(self, op: Any, t: Tensor, *args: Any) -> Tensor:
+        """Exact count of the positions where ``op(t, *args)`` holds, e.g. ``torch.eq, g, 0``.
+
+        The comparison writes 0/1 into a float buffer whose sum is exact: float32 below
+        2**24 elements, float64 above. Returns a 0-d tensor, so the caller chooses when to sync.
+        """
+        dtype = torch.float32 if t.numel() < 2**24 else torch.float64
+        out = self.buffer(t.shape, dtype, t.device)
+        op(t, *args, out=out)
+        return out.sum()
+
+
+def _accumulation(g: Tensor) -> torch.dtype | None:
+    """The dtype a reduction of ``g`` accumulates in: float32 for half types."""
+    return torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else None
+
+
+def squared_norm(g: Tensor) -> Tensor:
+    """The sum of squares of ``g`` as a 0-d tensor (float32 accumulation for half types).
+
+    On the CPU a contiguous float32/float64 tensor goes through BLAS ``dot(g, g)``: for 1M
+    float32 values it took 46 us against 110 us for ``vector_norm``, and came closer to the
+    float64 result (1.3e-6 against 1e-5 relative error). Squares that overflow give Inf,
+    as does NaN give NaN.
+    """
+    if _blas_dot(g):
+        flat = g.view(-1)
+        return torch.dot(flat, flat)
+    return torch.linalg.vector_norm(g, dtype=_accumulation(g)).square()
+
+
+def l2_norm(g: Tensor) -> Tensor:
+    """The L2 norm of ``g`` as a 0-d tensor, without leaving the device."""
+    if _blas_dot(g):
+        return squared_norm(g).sqrt()
+    return torch.linalg.vector_norm(g, dtype=_accumulation(g))
+
+
+def _blas_dot(g: Tensor) -> bool:
+    return (
+        g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64) and g.is_contiguous()
+    )
+
+
+def grad_stats(
+    grad: Tensor | None, full: bool = True, scratch: Scratch | None = None
+) -> GradStats | None:
+    """Return the shape, L2 norm, max |g|, zeros and NaN/Inf count of ``grad`` (None for None).
+
+    Reads the tensor only. The common, all-finite case costs a sum of squares, the extremes
+    and a count of ``g == 0``; only a non-finite sum of squares triggers the slower exact
+    count of NaN/Inf entries. ``full=False`` measures the norm only (one reduction;
+    ``max_abs`` and ``zeros`` are None unless it is non-finite). CPU float32/float64
+    tensors are read through :func:`dense_view`; others with torch ops (``scratch`` lends
+    the buffer for the zero count) and one device sync.
+    """
+    if grad is None:
+        return None
+    g = grad.detach() if grad.requires_grad else grad
+    if g.numel() == 0:
+        return GradStats(tuple(g.shape), 0.0, 0)
+    flat = dense_view(g)
+    stats = _torch_stats(g, full, scratch) if flat is None else _dense_stats(g, flat, full)
+    return stats if stats is not None else _nonfinite_stats(g)
+
+
+def _dense_stats(g: Tensor, flat: np.ndarray, full: bool) -> GradStats | None:
+    """Statistics read through ``flat`` (g's memory); None if the sum of squares is not finite.
+
+    Below 64 Ki elements NumPy's calls (~1 us each) do all of it; above, the sum of squares
+    and the extremes go to torch, whose threads the backward pass keeps warm: NumPy's BLAS
+    woke its own and took 190 us for a 1M-element dot inside a backward, torch 90 us.
+    """
+    small = flat.size < _SMALL
+    if small:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled: Inf
+            square = float(np.dot(flat, flat))  # NaN stays NaN, Inf stays Inf
+    else:
+        square = float(squared_norm(g))
+    if not math.isfinite(square):
+        return None
+    if not full:
+        return GradStats(tuple(g.shape), math.sqrt(square), 0, None, None)
+    low, high = (flat.min(), flat.max()) if small else torch.aminmax(g)
+    max_abs = max(-float(low), float(high))
+    return GradStats(tuple(g.shape), math.sqrt(square), 0, max_abs, count_where(flat, np.equal, 0))
+
+
+def _torch_stats(g: Tensor, full: bool, scratch: Scratch | None) -> GradStats | None:
+    """Statistics with torch ops and one sync; None if the sum of squares is not finite."""
+    if not full:
+        norm = math.sqrt(float(squared_norm(g)))
+        return GradStats(tuple(g.shape), norm, 0, None, None) if math.isfinite(norm) else None
+    low, high = torch.aminmax(g)
+    zeros = (scratch or Scratch()).count(torch.eq, g, 0)
+    square, low_, high_, zeros_ = torch.stack([squared_norm(g), low, high, zeros]).tolist()
+    if not math.isfinite(square):
+        return None
+    return GradStats(tuple(g.shape), math.sqrt(square), 0, max(-low_, high_), round(zeros_))
+
+
+def _nonfinite_stats(g: Tensor) -> GradStats:
+    """Exact statistics of a gradient whose norm is NaN or Inf (the slow, rare path)."""
+    finite = torch.isfinite(g)
+    clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device)).double()
+    norm, max_abs, nonfinite, zeros = torch.stack(
+        [
+            torch.linalg.vector_norm(clean),
+            torch.linalg.vector_norm(clean, math.inf),
+            (~finite).sum().double(),
+            (g == 0).sum().double(),
+        ]
+    ).tolist()
+    if nonfinite == 0:  # all finite, but the squares overflowed in g's dtype: float64 is exact
+        return GradStats(tuple(g.shape), norm, 0, max_abs, int(zeros))
+    return GradStats(tuple(g.shape), math.nan, int(nonfinite), max_abs, int(zeros))
