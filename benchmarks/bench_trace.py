@@ -9,7 +9,8 @@ against the plain backward: a round runs both once, in a random order, and divid
 the other; the medians of these paired ratios (and their quartiles) are reported. Separate
 phases matter on the CPU: a full trace's temporaries change how the allocator serves the
 next backward, which skews a plain run that follows it. "plain again" is a phase of plain
-vs plain: its ratio shows how noisy the machine is. Goal: traced / plain <= 1.2.
+vs plain: its ratio shows how noisy the machine is. SimpleCNN's rounds take ~10 ms, so
+it runs 5x as many (300 by default) to narrow its quartiles. Goal: traced / plain <= 1.2.
 
     python benchmarks/bench_trace.py [--repeats 60] [--device cpu|cuda]
 """
@@ -49,22 +50,26 @@ def _quartiles(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=60, help="rounds per phase (resnet18)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    cases = {
-        "SimpleCNN": (SimpleCNN(3, 10, 32), torch.randn(64, 3, 32, 32)),
-        "resnet18": (torchvision.models.resnet18(num_classes=10), torch.randn(8, 3, 64, 64)),
+    cases = {  # model, input, rounds per phase
+        "SimpleCNN": (SimpleCNN(3, 10, 32), torch.randn(64, 3, 32, 32), 5 * args.repeats),
+        "resnet18": (
+            torchvision.models.resnet18(num_classes=10),
+            torch.randn(8, 3, 64, 64),
+            args.repeats,
+        ),
     }
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; "
-          f"{args.repeats} rounds, ratio to the same round's plain backward: "
-          "median (quartiles)")  # fmt: skip
-    print(f"{'model':<11}{'plain ms':>9}{'plain again':>19}{'full':>19}{'norm-only':>19}")
+          "ratio to the same round's plain backward: median (quartiles)")  # fmt: skip
+    print(f"{'model':<11}{'rounds':>7}{'plain ms':>9}{'plain again':>19}{'full':>19}"
+          f"{'norm-only':>19}")  # fmt: skip
     shuffler = random.Random(0)
-    for name, (model, x) in cases.items():
+    for name, (model, x, rounds) in cases.items():
         model, x = model.to(device), x.to(device)
         variants: dict[str, Callable[[torch.Tensor], object]] = {
             "plain": lambda loss: loss.backward(),
@@ -79,13 +84,13 @@ def main() -> None:
             for fn in pair.values():  # warm-up
                 _timed(model, x, fn)
             ratios[key] = []
-            for _ in range(args.repeats):
+            for _ in range(rounds):
                 order = list(pair)
                 shuffler.shuffle(order)
                 times = {k: _timed(model, x, pair[k]) for k in order}
                 plain.append(times["plain"])
                 ratios[key].append(times[key] / times["plain"])
-        row = f"{name:<11}{statistics.median(plain) * 1e3:>9.2f}"
+        row = f"{name:<11}{rounds:>7}{statistics.median(plain) * 1e3:>9.2f}"
         row += "".join(f"{_quartiles(ratios[k]):>19}" for k in ("plain again", "full", "norm"))
         verdict = ", ".join(
             f"{label} {'met' if statistics.median(ratios[k]) <= 1.2 else 'NOT met'}"
