@@ -373,3 +373,43 @@ def test_state_dict_survives_a_checkpoint_and_nothing_is_reported_twice(
     second.check(6)
     assert second.findings == []  # the frozen layer was already reported before the checkpoint
     assert len(second.totals) == len(first.totals) + 1
+
+
+class OneHotRelu(nn.Module):
+    """Unit k of ``act`` fires only for input row k (one-hot in, identity weights, bias -0.5)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.eye(4))
+            self.fc.bias.fill_(-0.5)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.fc(x))
+
+
+def test_dead_relu_window_survives_a_checkpoint(tmp_path: Path) -> None:
+    config = MonitorConfig(dead_relu=True, dead_relu_every=4)
+    rows = torch.eye(4)
+    whole_model = OneHotRelu()
+    whole = GradMonitor(whole_model, config)
+    for k in range(4):  # each unit fires once in the 4-step window
+        whole_model(rows[k : k + 1])
+    model = OneHotRelu()
+    first = GradMonitor(model, config)
+    for k in range(3):
+        model(rows[k : k + 1])
+    path = tmp_path / "ck.pt"
+    save_checkpoint([path], {"format": 1, "monitor": first.state_dict()}, step=3)
+    assert first._relus is not None
+    first._relus.remove()  # the run dies here
+    resumed = GradMonitor(model, config)
+    resumed.load_state_dict(load_checkpoint(path)["monitor"])  # the weights_only loader
+    model(rows[3:4])
+    assert whole._relus is not None and resumed._relus is not None
+    assert resumed._relus.dead_fractions() == whole._relus.dead_fractions() == {"act": 0.0}
+    forgetful = GradMonitor(model, config)  # what a resume without the window would see
+    model(rows[3:4])
+    assert forgetful._relus is not None and forgetful._relus.dead_fractions() == {"act": 0.75}

@@ -33,8 +33,8 @@ class DeadReluWatch:
                 fired = (output > 0).flatten(1).any(dim=0)  # (units,)
                 seen = self.alive.get(name)
                 self.alive[name] = (
-                    fired if seen is None or seen.shape != fired.shape else seen | fired
-                )
+                    fired if seen is None or seen.shape != fired.shape else seen.to(fired) | fired
+                )  # .to: a window restored from a checkpoint is on the CPU
 
         return hook
 
@@ -43,6 +43,14 @@ class DeadReluWatch:
         out = {name: 1.0 - float(alive.double().mean()) for name, alive in self.alive.items()}
         self.alive = {}
         return out
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The current window: per module, which units fired so far (CPU bool tensors)."""
+        return {name: alive.cpu() for name, alive in self.alive.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore a window saved by :meth:`state_dict`, so a resumed run counts it whole."""
+        self.alive = dict(state)
 
     def remove(self) -> None:
         self._handle.remove()

@@ -268,10 +268,11 @@ class GradMonitor(Observer):
 
     # -- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed run needs to go on as if never stopped (plain Python values).
+        """What a resumed run needs to go on as if never stopped.
 
-        The flags of steps not read yet are synced and stored as numbers. The dead-ReLU
-        window and the findings list itself are not saved (the findings are in events.jsonl).
+        Plain Python values, and the dead-ReLU window as CPU bool tensors. The flags of
+        steps not read yet are synced and stored as numbers. The findings list itself is
+        not saved (the findings are in events.jsonl).
         """
         unread = [(s, e, v) for (s, e, _), v in zip(self._unread, self._read_unread(), strict=True)]
         return {
@@ -288,6 +289,7 @@ class GradMonitor(Observer):
             "vanished": sorted(self._vanished),
             "update_warned": sorted(self._update_warned),
             "unread": unread,
+            "dead_relu": self._relus.state_dict() if self._relus is not None else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -305,6 +307,8 @@ class GradMonitor(Observer):
         self._exploded, self._vanished = set(state["exploded"]), set(state["vanished"])
         self._update_warned = set(state["update_warned"])
         self._unread = [(int(s), int(e), float(v)) for s, e, v in state["unread"]]
+        if self._relus is not None:  # absent from checkpoints older than the window's saving
+            self._relus.load_state_dict(state.get("dead_relu", {}))
 
     def _report_no_grad(self, step: int, epoch: int) -> None:
         for name, p in self.named:
