@@ -7,8 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from gradsight.observers.gradstats import Scratch, count_where, dense_view, grad_stats
+from gradsight.observers.gradstats import (
+    Meter,
+    Queued,
+    Scratch,
+    count_where,
+    dense_view,
+    grad_stats,
+)
 
 
 def _reference(g: torch.Tensor) -> tuple[float, float, int]:
@@ -109,3 +117,53 @@ def test_views_numpy_cannot_read_take_the_torch_path() -> None:
     assert stats is not None and (stats.max_abs, stats.zeros) == (2.0, 1)
     leaf = base.clone().requires_grad_()
     assert dense_view(leaf) is not None  # read through a detached view
+
+
+_MIXED = [
+    torch.tensor([1.5, -0.0, 0.0, math.nan, -math.inf, -4.0, 2.0]),
+    torch.tensor([[0.25, 0.0], [-3.0, math.inf]], dtype=torch.float16),
+    torch.tensor([0.0, 7.0, -7.5], dtype=torch.bfloat16),
+    torch.randn(6, 5, dtype=torch.float64).relu().t(),
+    torch.zeros(3),
+]
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_deferred_meter_reads_what_grad_stats_measures(full: bool) -> None:
+    meter = Meter(full, defer=True)
+    queued = [meter.measure(g) for g in _MIXED]
+    assert all(isinstance(q, Queued) for q in queued)  # nothing read yet
+    for g, q in zip(_MIXED, queued, strict=True):
+        got, want = meter.resolve(q), grad_stats(g, full)
+        assert got is not None and want is not None
+        assert (got.shape, got.nonfinite) == (want.shape, want.nonfinite)
+        if full:  # with the norm alone only the CPU's exact NaN/Inf path adds these
+            assert (got.max_abs, got.zeros) == (want.max_abs, want.zeros)
+        assert math.isclose(got.norm, want.norm, rel_tol=1e-3) or (
+            math.isnan(got.norm) and math.isnan(want.norm)
+        )
+
+
+class _Calls(TorchDispatchMode):
+    """Records every aten call dispatched inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.calls.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize(("full", "budget"), [(True, 7), (False, 5)])
+def test_a_deferred_gradient_costs_a_few_torch_calls_and_no_read(full: bool, budget: int) -> None:
+    meter = Meter(full, defer=True)
+    g = torch.randn(64, 16, 32, 32)
+    with _Calls() as mode:
+        meter.measure(g)
+    calls = [c for c in mode.calls if not c.startswith("view")]  # views launch no kernel
+    # full: nan_to_num, ne, sum, aminmax, the norm (CPU: dot and sqrt; CUDA: one
+    # linalg_vector_norm), count_nonzero; the norm alone skips aminmax and count_nonzero
+    assert len(calls) <= budget, calls
+    assert not any(c.startswith(("_local_scalar_dense", "isfinite")) for c in calls)

@@ -8,7 +8,6 @@ and produced, its time, and a one-line explanation computed from the real tensor
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.graph import Node
 
-from gradsight.observers.gradstats import GradStats, Scratch, grad_stats, l2_norm
+from gradsight.observers.gradstats import GradStats, Meter, Stat, reshaped
 from gradsight.observers.graph import AutogradGraph, GraphCapture
 from gradsight.observers.handles import HookHandle
 from gradsight.observers.modules import ModuleTracker
@@ -73,71 +72,6 @@ class BackwardTrace:
 
     def __repr__(self) -> str:
         return f"BackwardTrace({len(self.events)} events, {self.seconds * 1e3:.1f} ms)"
-
-
-@dataclass(frozen=True)
-class _Queued:
-    """Statistics still on the device: row ``row`` of the meter's queue, for ``shape``."""
-
-    row: int
-    shape: tuple[int, ...]
-
-
-Stat = GradStats | _Queued | None
-
-
-class _Meter:
-    """Measures the gradients of one traced backward.
-
-    On the CPU a gradient is measured at once (:func:`grad_stats`: reading a number costs
-    no sync there). On an accelerator a sync per gradient would stall the backward pass,
-    so the reductions are queued on the device and all read in one transfer when the
-    trace is read. Both give the same numbers, except that a deferred gradient whose
-    squares overflow float32 without holding NaN/Inf reports an infinite norm.
-    """
-
-    def __init__(self, full: bool, defer: bool) -> None:
-        self.full, self.defer = full, defer
-        self.scratch = Scratch() if full else None
-        self._queue: list[Tensor] = []
-        self._read: list[list[float]] = []
-
-    def measure(self, grad: Tensor | None) -> Stat:
-        if grad is None:
-            return None
-        if not self.defer:
-            return grad_stats(grad, self.full, self.scratch)
-        g = grad.detach()
-        if g.numel() == 0:
-            return GradStats(tuple(g.shape), 0.0, 0)
-        finite = torch.isfinite(g)
-        parts = [l2_norm(g), g.numel() - finite.sum()]
-        if self.full:
-            clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device))
-            parts += [torch.linalg.vector_norm(clean, math.inf), (g == 0).sum()]
-        self._queue.append(torch.stack([t.double() for t in parts]))
-        return _Queued(len(self._queue) - 1, tuple(g.shape))
-
-    def resolve(self, stat: Stat) -> GradStats | None:
-        """The numbers behind ``stat``; the first queued one read syncs the whole queue."""
-        if not isinstance(stat, _Queued):
-            return stat
-        if len(self._read) < len(self._queue):  # one transfer for everything queued so far
-            self._read += torch.stack(self._queue[len(self._read) :]).tolist()
-        norm, nonfinite, *rest = self._read[stat.row]
-        max_abs, zeros = (rest[0], round(rest[1])) if rest else (None, None)
-        if nonfinite:
-            return GradStats(stat.shape, math.nan, round(nonfinite), max_abs, zeros)
-        return GradStats(stat.shape, norm, 0, max_abs, zeros)
-
-
-def _reshaped(stat: Stat, shape: tuple[int, ...]) -> Stat:
-    """The same statistics for a tensor holding the same elements in another shape."""
-    if isinstance(stat, _Queued):
-        return _Queued(stat.row, shape)
-    if stat is None:
-        return None
-    return GradStats(shape, stat.norm, stat.nonfinite, stat.max_abs, stat.zeros)
 
 
 @dataclass(frozen=True)
@@ -200,7 +134,7 @@ class BackwardTracer:
         if detail not in ("full", "norm"):
             raise ValueError(f"detail must be 'full' or 'norm', not {detail!r}")
         self._full = detail == "full"
-        self._meter = _Meter(self._full, loss.device.type != "cpu" if defer is None else defer)
+        self._meter = Meter(self._full, loss.device.type != "cpu" if defer is None else defer)
         self._capture = GraphCapture(loss, model, modules, saved=saved)
         self._records: list[_Record] = []
         self._events: list[TraceEvent] = []  # built from _records when read
@@ -257,7 +191,7 @@ class BackwardTracer:
                 produced: tuple[Stat, ...] = (received if fresh else measure(variable.grad),)
             else:
                 produced = tuple(
-                    _reshaped(received, tuple(g.shape))
+                    reshaped(received, tuple(g.shape))
                     if g is not None and received is not None and _same_elements(g, incoming)
                     else measure(g)
                     for g in grad_inputs
