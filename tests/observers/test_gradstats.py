@@ -128,10 +128,15 @@ _MIXED = [
 ]
 
 
+_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))]  # fmt: skip
+
+
+@pytest.mark.parametrize("device", _DEVICES)
 @pytest.mark.parametrize("full", [True, False])
-def test_deferred_meter_reads_what_grad_stats_measures(full: bool) -> None:
+def test_deferred_meter_reads_what_grad_stats_measures(full: bool, device: str) -> None:
     meter = Meter(full, defer=True)
-    queued = [meter.measure(g) for g in _MIXED]
+    queued = [meter.measure(g.to(device)) for g in _MIXED]
     assert all(isinstance(q, Queued) for q in queued)  # nothing read yet
     for g, q in zip(_MIXED, queued, strict=True):
         got, want = meter.resolve(q), grad_stats(g, full)
