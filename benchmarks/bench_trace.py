@@ -9,7 +9,9 @@ against the plain backward: a round runs both once, in a random order, and divid
 the other; the medians of these paired ratios (and their quartiles) are reported. Separate
 phases matter on the CPU: a full trace's temporaries change how the allocator serves the
 next backward, which skews a plain run that follows it. "plain again" is a phase of plain
-vs plain: its ratio shows how noisy the machine is. SimpleCNN's rounds take ~10 ms, so
+vs plain: its ratio shows how noisy the machine is. "hooks only" walks the graph and puts
+one do-nothing ``Node.register_hook`` on every node: the floor of any tracer built on
+Python node hooks, before it measures anything. SimpleCNN's rounds take ~10 ms, so
 it runs 5x as many (300 by default) to narrow its quartiles. Goal: traced / plain <= 1.2.
 
     python benchmarks/bench_trace.py [--repeats 60] [--device cpu|cuda]
@@ -43,6 +45,23 @@ def _timed(model: nn.Module, x: torch.Tensor, backward: Callable[[torch.Tensor],
     return time.perf_counter() - start
 
 
+def _hooks_only(loss: torch.Tensor) -> None:
+    """A backward with a do-nothing post-hook on every node, registered and removed."""
+    seen: set[object] = set()
+    stack = [loss.grad_fn]
+    handles = []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+        handles.append(node.register_hook(lambda grad_inputs, grad_outputs: None))
+    loss.backward()
+    for handle in handles:
+        handle.remove()
+
+
 def _quartiles(values: list[float]) -> str:
     q1, q2, q3 = statistics.quantiles(values, n=4)
     return f"{q2:.3f} ({q1:.2f}-{q3:.2f})"
@@ -66,20 +85,23 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; "
           "ratio to the same round's plain backward: median (quartiles)")  # fmt: skip
-    print(f"{'model':<11}{'rounds':>7}{'plain ms':>9}{'plain again':>19}{'full':>19}"
-          f"{'norm-only':>19}")  # fmt: skip
+    columns = {"plain again": "plain again", "hooks": "hooks only", "full": "full",
+               "norm": "norm-only"}  # fmt: skip
+    print(f"{'model':<11}{'rounds':>7}{'plain ms':>9}"
+          + "".join(f"{title:>19}" for title in columns.values()))  # fmt: skip
     shuffler = random.Random(0)
     for name, (model, x, rounds) in cases.items():
         model, x = model.to(device), x.to(device)
         variants: dict[str, Callable[[torch.Tensor], object]] = {
             "plain": lambda loss: loss.backward(),
             "plain again": lambda loss: loss.backward(),
+            "hooks": _hooks_only,
             "full": lambda loss, m=model: trace_backward(loss, m),
             "norm": lambda loss, m=model: trace_backward(loss, m, detail="norm"),
         }
         plain: list[float] = []
         ratios: dict[str, list[float]] = {}
-        for key in ("plain again", "norm", "full"):  # one phase per variant
+        for key in ("plain again", "hooks", "norm", "full"):  # one phase per variant
             pair = {"plain": variants["plain"], key: variants[key]}
             for fn in pair.values():  # warm-up
                 _timed(model, x, fn)
@@ -91,7 +113,7 @@ def main() -> None:
                 plain.append(times["plain"])
                 ratios[key].append(times[key] / times["plain"])
         row = f"{name:<11}{rounds:>7}{statistics.median(plain) * 1e3:>9.2f}"
-        row += "".join(f"{_quartiles(ratios[k]):>19}" for k in ("plain again", "full", "norm"))
+        row += "".join(f"{_quartiles(ratios[k]):>19}" for k in columns)
         verdict = ", ".join(
             f"{label} {'met' if statistics.median(ratios[k]) <= 1.2 else 'NOT met'}"
             for label, k in (("full", "full"), ("norm", "norm"))
