@@ -172,3 +172,19 @@ def test_a_deferred_gradient_costs_a_few_torch_calls_and_no_read(full: bool, bud
     # linalg_vector_norm), count_nonzero; the norm alone skips aminmax and count_nonzero
     assert len(calls) <= budget, calls
     assert not any(c.startswith(("_local_scalar_dense", "isfinite")) for c in calls)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_gradients_count_their_implicit_zeros() -> None:
+    indices = torch.tensor([[0, 2, 2], [1, 0, 0]])  # (2, 0) twice: the values add up
+    coo = torch.sparse_coo_tensor(
+        indices, torch.tensor([3.0, -1.0, -1.5]), (4, 3), check_invariants=True
+    )
+    for g in (coo, coo.coalesce().to_sparse_csr()):
+        stats = grad_stats(g)
+        norm, max_abs, zeros = _reference(g.to_dense())
+        assert stats is not None and stats.shape == (4, 3) and stats.nonfinite == 0
+        assert math.isclose(stats.norm, norm, rel_tol=1e-6)
+        assert (stats.max_abs, stats.zeros) == (max_abs, zeros) == (3.0, 10)
+    deferred = Meter(full=True, defer=True)
+    assert deferred.resolve(deferred.measure(coo)) == grad_stats(coo)  # measured at once

@@ -119,6 +119,19 @@ def test_maxpool_hit_fraction_counts_the_distinct_arg_max_positions(
     assert facts["hit_fraction"] == pytest.approx(distinct / x.numel(), abs=1e-12)
 
 
+def test_a_sparse_embedding_gradient_is_traced() -> None:
+    emb = nn.Embedding(10, 4, sparse=True)
+    trace = trace_backward(emb(torch.tensor([1, 2, 2])).sum(), emb)
+    assert [e.name for e in trace.events] == [
+        "SumBackward0", "EmbeddingBackward0", "AccumulateGrad",
+    ]  # fmt: skip
+    stored = trace.events[-1].produced[0]
+    assert emb.weight.grad is not None and emb.weight.grad.is_sparse
+    dense = emb.weight.grad.to_dense()
+    assert stored is not None and stored.zeros == 32  # 8 stored values of 40
+    assert math.isclose(stored.norm, float(dense.norm()), rel_tol=1e-6)
+
+
 def test_relu_zero_fraction_is_exact_with_ties_at_zero() -> None:
     x = torch.tensor([-1.0, 0.0, 0.0, 2.0, 3.0], requires_grad=True)
     trace = trace_backward(torch.relu(x).sum())

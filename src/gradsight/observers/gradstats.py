@@ -172,11 +172,27 @@ def grad_stats(
     if grad is None:
         return None
     g = grad.detach() if grad.requires_grad else grad
+    if g.layout != torch.strided:
+        return _sparse_stats(g, full, scratch)
     if g.numel() == 0:
         return GradStats(tuple(g.shape), 0.0, 0)
     flat = dense_view(g) if full else None  # the norm alone: one torch call is as quick
     stats = _torch_stats(g, full, scratch) if flat is None else _dense_stats(g, flat)
     return stats if stats is not None else _nonfinite_stats(g)
+
+
+def _sparse_stats(g: Tensor, full: bool, scratch: Scratch | None) -> GradStats:
+    """Statistics of a sparse gradient (``nn.Embedding(sparse=True)``) from its stored values.
+
+    The entries it does not store are zeros: they add to ``zeros`` and nothing else.
+    """
+    if g.layout == torch.sparse_coo:
+        g = g.coalesce()  # duplicate indices add up: the norm is that of the sums
+    values = g.values()
+    stats = grad_stats(values, full, scratch)
+    assert stats is not None
+    zeros = None if stats.zeros is None else stats.zeros + g.numel() - values.numel()
+    return GradStats(tuple(g.shape), stats.norm, stats.nonfinite, stats.max_abs, zeros)
 
 
 def _dense_stats(g: Tensor, flat: np.ndarray) -> GradStats | None:
@@ -259,7 +275,7 @@ class Meter:
         """The statistics of ``grad``, or a :class:`Queued` placeholder when deferring."""
         if grad is None:
             return None
-        if not self.defer:
+        if not self.defer or grad.layout != torch.strided:  # sparse: rare, measured at once
             return grad_stats(grad, self.full, self.scratch)
         g = grad.detach() if grad.requires_grad else grad
         if g.numel() == 0:

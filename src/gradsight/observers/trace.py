@@ -270,6 +270,7 @@ def _same_elements(grad: Tensor, incoming: Tensor | None) -> bool:
     pass-through), so its statistics are those of ``incoming``."""
     return (
         incoming is not None
+        and grad.layout == incoming.layout == torch.strided  # sparse tensors have no data_ptr
         and grad.data_ptr() == incoming.data_ptr()
         and grad.numel() == incoming.numel()
         and grad.dtype == incoming.dtype
