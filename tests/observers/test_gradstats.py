@@ -188,3 +188,16 @@ def test_sparse_gradients_count_their_implicit_zeros() -> None:
         assert (stats.max_abs, stats.zeros) == (max_abs, zeros) == (3.0, 10)
     deferred = Meter(full=True, defer=True)
     assert deferred.resolve(deferred.measure(coo)) == grad_stats(coo)  # measured at once
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_complex_gradients_are_measured_by_modulus(defer: bool) -> None:
+    g = torch.tensor([3 + 4j, 0j, -1j, complex(math.inf, 0)], dtype=torch.complex64)
+    meter = Meter(full=True, defer=defer)
+    stats = meter.resolve(meter.measure(g))
+    assert stats is not None and stats.shape == (4,)
+    assert (stats.nonfinite, stats.max_abs, stats.zeros) == (1, 5.0, 1)
+    finite = meter.resolve(meter.measure(g[:3]))
+    assert finite is not None and math.isclose(
+        finite.norm, math.sqrt(26), rel_tol=1e-6
+    )  # 25 + 0 + 1

@@ -174,6 +174,8 @@ def grad_stats(
     g = grad.detach() if grad.requires_grad else grad
     if g.layout != torch.strided:
         return _sparse_stats(g, full, scratch)
+    if g.is_complex():  # |z|: the same norm, zeros and NaN/Inf; max |g| is the largest modulus
+        g = g.abs()
     if g.numel() == 0:
         return GradStats(tuple(g.shape), 0.0, 0)
     flat = dense_view(g) if full else None  # the norm alone: one torch call is as quick
@@ -278,6 +280,8 @@ class Meter:
         if not self.defer or grad.layout != torch.strided:  # sparse: rare, measured at once
             return grad_stats(grad, self.full, self.scratch)
         g = grad.detach() if grad.requires_grad else grad
+        if g.is_complex():  # as in grad_stats
+            g = g.abs()
         if g.numel() == 0:
             return GradStats(tuple(g.shape), 0.0, 0)
         self._queue.append(self._reductions(g))
