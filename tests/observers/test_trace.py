@@ -132,6 +132,48 @@ def test_a_sparse_embedding_gradient_is_traced() -> None:
     assert math.isclose(stored.norm, float(dense.norm()), rel_tol=1e-6)
 
 
+def _counted_unpacks(trace: bool, detail: str = "full") -> tuple[int, list[torch.Tensor]]:
+    """Unpack-hook calls of one backward (traced or not) of a model whose saved tensors
+    go through saved-tensor hooks, and the gradients it left."""
+    unpacks = 0
+
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal unpacks
+        unpacks += 1
+        return t
+
+    torch.manual_seed(0)
+    model, _, _, _ = _article()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack):
+        loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 3, 5, 9]))
+    if trace:
+        trace_backward(loss, model, detail=detail, saved=True)
+    else:
+        loss.backward()
+    return unpacks, [p.grad for p in model.parameters()]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("detail", ["full", "norm"])
+def test_saved_tensors_behind_hooks_are_not_read(detail: str) -> None:
+    plain, plain_grads = _counted_unpacks(trace=False)
+    traced, traced_grads = _counted_unpacks(trace=True, detail=detail)
+    assert traced == plain > 0  # the trace unpacked nothing of its own
+    assert all(torch.equal(a, b) for a, b in zip(plain_grads, traced_grads, strict=True))
+
+
+def test_a_checkpointed_model_traces_in_full_detail() -> None:
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
+    x = torch.randn(3, 4)
+    loss = torch.utils.checkpoint.checkpoint(body, x, use_reentrant=False).sum()
+    trace = trace_backward(loss, body)  # unpacks a saved tensor twice without the guard
+    relu = next(e for e in trace.events if e.name == "ReluBackward0")
+    assert relu.explanation == "ReLU backward: passed the gradient where the input was > 0"
+    expected = torch.autograd.grad(body(x).sum(), list(body.parameters()))
+    assert all(torch.equal(p.grad, g) for p, g in zip(body.parameters(), expected, strict=True))  # type: ignore[arg-type]
+
+
 def test_relu_zero_fraction_is_exact_with_ties_at_zero() -> None:
     x = torch.tensor([-1.0, 0.0, 0.0, 2.0, 3.0], requires_grad=True)
     trace = trace_backward(torch.relu(x).sum())

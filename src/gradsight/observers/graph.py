@@ -28,6 +28,7 @@ __all__ = [
     "GraphNode",
     "NoGradParam",
     "SavedTensor",
+    "behind_hook",
     "capture_backward",
     "capture_graph",
 ]
@@ -136,6 +137,18 @@ def _set_edge(edge: GraphEdge, stats: GradStats | None) -> None:
 _SAVED_ATTRS: dict[type, tuple[str, ...]] = {}  # per node class: dir() is slow
 
 
+def behind_hook(node: Node, name: str) -> bool:
+    """Whether reading ``node._saved_<name>`` would run a saved-tensor unpack hook.
+
+    Activation checkpointing (``torch.utils.checkpoint``, non-reentrant) lets each saved
+    tensor be unpacked once, recomputing the forward to do it; ``save_on_cpu`` copies it
+    back to the device. An observer must not read such a tensor: the backward pass would
+    fail or pay twice. (Where torch does not expose the hook, this says False.)
+    """
+    raw = getattr(node, f"_raw_saved_{name}", None)
+    return getattr(raw, "unpack_hook", None) is not None
+
+
 def _saved(node: Node) -> tuple[SavedTensor, ...]:
     attrs = _SAVED_ATTRS.get(type(node))
     if attrs is None:
@@ -144,6 +157,9 @@ def _saved(node: Node) -> tuple[SavedTensor, ...]:
     out = []
     for attr in attrs:
         name = attr[len("_saved_") :]
+        if behind_hook(node, name):
+            out.append(SavedTensor(name, value="not read: behind a saved-tensor hook"))
+            continue
         try:
             value = getattr(node, attr)
         except RuntimeError:  # freed by a backward pass already

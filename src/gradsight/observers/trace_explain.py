@@ -14,6 +14,7 @@ import torch
 from torch.autograd.graph import Node
 
 from gradsight.observers.gradstats import GradStats, Scratch, count_where, dense_view
+from gradsight.observers.graph import behind_hook
 
 __all__ = ["explain", "facts_before", "needs_facts"]
 
@@ -32,6 +33,8 @@ def _shape(shape: Sequence[int] | None) -> str:
 
 
 def _saved(node: Node, name: str) -> Any:
+    if behind_hook(node, name):  # checkpointed or offloaded: reading it would change the run
+        return None
     try:
         return getattr(node, f"_saved_{name}", None)
     except RuntimeError:  # already freed
