@@ -164,12 +164,14 @@ def test_saved_tensors_behind_hooks_are_not_read(detail: str) -> None:
 
 def test_a_checkpointed_model_traces_in_full_detail() -> None:
     torch.manual_seed(0)
-    body = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 1))
-    x = torch.randn(3, 4)
+    body = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    x = torch.randn(3, 1, 8, 8)
     loss = torch.utils.checkpoint.checkpoint(body, x, use_reentrant=False).sum()
     trace = trace_backward(loss, body)  # unpacks a saved tensor twice without the guard
     relu = next(e for e in trace.events if e.name == "ReluBackward0")
     assert relu.explanation == "ReLU backward: passed the gradient where the input was > 0"
+    pool = next(e for e in trace.events if e.name.startswith("MaxPool"))
+    assert pool.explanation.endswith("its 2x2 window, 75% of input positions get zero")
     expected = torch.autograd.grad(body(x).sum(), list(body.parameters()))
     assert all(torch.equal(p.grad, g) for p, g in zip(body.parameters(), expected, strict=True))  # type: ignore[arg-type]
 
@@ -242,6 +244,8 @@ def test_norm_only_detail_skips_the_costly_statistics() -> None:
     assert produced is not None and produced.norm > 0
     assert produced.zeros is None and produced.max_abs is None
     assert relu.explanation == "ReLU backward: passed the gradient where the input was > 0"
+    pool = next(e for e in trace.events if e.name.startswith("MaxPool"))  # read from shapes
+    assert "2x2 window, 75% of input positions get zero" in pool.explanation
     weight = next(e for e in trace.events if e.param == "fc.weight")
     assert weight.produced[0] is not None
     assert math.isclose(weight.produced[0].norm, float(model.fc.weight.grad.norm()), rel_tol=1e-6)  # type: ignore[union-attr]

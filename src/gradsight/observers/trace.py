@@ -22,7 +22,7 @@ from gradsight.observers.gradstats import GradStats, Meter, Stat, reshaped
 from gradsight.observers.graph import AutogradGraph, GraphCapture
 from gradsight.observers.handles import HookHandle
 from gradsight.observers.modules import ModuleTracker
-from gradsight.observers.trace_explain import explain, facts_before, needs_facts
+from gradsight.observers.trace_explain import explain, facts_before, needs_facts, static_facts
 
 __all__ = ["BackwardTrace", "BackwardTracer", "TraceEvent", "trace_backward"]
 
@@ -151,6 +151,9 @@ class BackwardTracer:
         self._single = {nid for nid in ids.values() if self._capture.in_degree.get(nid, 0) == 1}
         self._single.discard("n0")  # the root also receives the seed gradient
         for node, nid in ids.items():
+            facts = static_facts(node)  # a max-pool's kernel: cheap, and read by both details
+            if facts:
+                self._facts[nid] = facts
             if nid == "n0" or (self._full and needs_facts(node)):
                 self._handle.add(node.register_prehook(self._make_prehook(node, nid)))
             self._handle.add(node.register_hook(self._make_hook(node, nid)))
@@ -162,7 +165,8 @@ class BackwardTracer:
                 self._task = _graph_task()
                 self._had_grad = {k for k, v in self._leaves.items() if v.grad is not None}
             if self._full:
-                self._facts[nid] = facts_before(node, self._meter.scratch, self._meter.defer)
+                facts = facts_before(node, self._meter.scratch, self._meter.defer)
+                self._facts[nid] = {**self._facts.get(nid, {}), **facts}
             self._last = time.perf_counter()
 
         return prehook

@@ -1,5 +1,6 @@
 """One-line explanations of backward ops, computed from the real tensors of a traced backward.
 
+``static_facts`` reads a node's non-tensor attributes (they outlive the backward pass);
 ``facts_before`` runs in the node's pre-hook, while its saved tensors still exist (the node
 frees them when it runs); ``explain`` turns those facts and the gradient sizes into a line.
 """
@@ -16,16 +17,33 @@ from torch.autograd.graph import Node
 from gradsight.observers.gradstats import GradStats, Scratch, count_where, dense_view
 from gradsight.observers.graph import behind_hook
 
-__all__ = ["explain", "facts_before", "needs_facts"]
+__all__ = ["explain", "facts_before", "needs_facts", "static_facts"]
 
 Facts = dict[str, Any]
 
-_FACT_NODES = ("ReluBackward", "MaxPool2DWithIndicesBackward")
+_MAXPOOL = "MaxPool2DWithIndicesBackward"
+
+
+def static_facts(node: Node) -> Facts:
+    """Facts from ``node``'s non-tensor attributes: a max-pool's kernel, and whether its
+    windows are disjoint (then each output gradient goes to a different input position,
+    and the gradient sizes alone give the coverage)."""
+    if not type(node).__name__.startswith(_MAXPOOL):
+        return {}
+    kernel = _saved(node, "kernel_size")
+    return {
+        "kernel": kernel,
+        "disjoint": _disjoint(kernel, _saved(node, "stride"), _saved(node, "dilation")),
+    }
 
 
 def needs_facts(node: Node) -> bool:
-    """Whether ``facts_before`` reads anything from this kind of node."""
-    return type(node).__name__.startswith(_FACT_NODES)
+    """Whether an explanation needs ``facts_before`` to read ``node``'s saved tensors: a
+    ReLU's output, and a max-pool's arg-max indices when its windows overlap."""
+    name = type(node).__name__
+    if name.startswith("ReluBackward"):
+        return True
+    return name.startswith(_MAXPOOL) and not static_facts(node)["disjoint"]
 
 
 def _shape(shape: Sequence[int] | None) -> str:
@@ -52,16 +70,16 @@ def facts_before(node: Node, scratch: Scratch | None = None, defer: bool = False
         result = _saved(node, "result")
         if isinstance(result, torch.Tensor) and result.numel():
             return {"zeroed": _fraction_not_positive(result, scratch, defer)}
-    if name.startswith("MaxPool2DWithIndicesBackward"):
+    if name.startswith(_MAXPOOL):
         indices, inp = _saved(node, "result1"), _saved(node, "self")
         if isinstance(indices, torch.Tensor) and isinstance(inp, torch.Tensor):
-            kernel = _saved(node, "kernel_size")
-            if _disjoint(kernel, _saved(node, "stride"), _saved(node, "dilation")):
+            facts = static_facts(node)
+            if facts["disjoint"]:
                 hits: Any = indices.numel()  # one distinct input position per window
             else:
                 hits = _positions_hit(indices, inp, scratch or Scratch())
                 hits = hits if defer else float(hits)
-            return {"kernel": kernel, "hit_fraction": hits / inp.numel()}
+            return {**facts, "hit_fraction": hits / inp.numel()}
     return {}
 
 
@@ -102,9 +120,10 @@ def _relu(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
 def _maxpool(f: Facts, r: GradStats | None, p: list[GradStats | None]) -> str:
     k = f.get("kernel") or ("k", "k")
     n = r.numel if r else "each"
-    zero = (
-        f" , {1 - f['hit_fraction']:.0%} of input positions get zero" if "hit_fraction" in f else ""
-    )
+    hit = f.get("hit_fraction")
+    if hit is None and f.get("disjoint") and r is not None and p and p[0] is not None:
+        hit = r.numel / p[0].numel if p[0].numel else None  # outputs / inputs
+    zero = f" , {1 - hit:.0%} of input positions get zero" if hit is not None else ""
     return (
         f"MaxPool backward: routed each of {n} gradients to the arg-max of its "
         f"{k[0]}x{k[-1]} window{zero}".replace(" ,", ",")
