@@ -93,7 +93,8 @@ class BackwardTracer:
 
     Each node gets one post-hook (``Node.register_hook``), which measures what the node
     received and produced; the root, and in full detail the nodes whose explanation needs
-    their saved tensors (ReLU, max-pool), also get a pre-hook. A node's time is the wall
+    their saved tensors (ReLU; max-pool with overlapping windows), also get a pre-hook. A
+    saved tensor behind a saved-tensor hook is never read. A node's time is the wall
     time from the end of the previous gradsight hook to the start of its own, so
     gradsight's measurements are not counted. A gradient that one node sends and the next
     receives, or that a view passes on unchanged, is measured once. Explanations are
