@@ -206,3 +206,24 @@ def test_nan_gradient_counted_not_hidden() -> None:
     graph = capture_backward(loss)
     leaf = graph.nodes[-1]
     assert leaf.nonfinite == 1 and math.isnan(leaf.grad_norm or 0.0)
+
+
+def test_capture_reads_no_saved_tensor_behind_a_hook() -> None:
+    unpacks = 0
+
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal unpacks
+        unpacks += 1
+        return t
+
+    a = torch.randn(4, 3, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack):
+        loss = a[torch.tensor([0, 2])].relu().sum()  # IndexBackward saves a tuple of indices
+    graph = capture_graph(loss)
+    assert unpacks == 0
+    saved = {s.name: s for node in graph.nodes for s in node.saved}
+    assert (
+        saved["indices"].value == saved["result"].value == ("not read: behind a saved-tensor hook")
+    )
+    loss.backward()
+    assert unpacks == 2  # the backward's own reads: ReLU's result, the indices

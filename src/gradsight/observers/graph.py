@@ -146,7 +146,8 @@ def behind_hook(node: Node, name: str) -> bool:
     fail or pay twice. (Where torch does not expose the hook, this says False.)
     """
     raw = getattr(node, f"_raw_saved_{name}", None)
-    return getattr(raw, "unpack_hook", None) is not None
+    items = raw if isinstance(raw, (list, tuple)) else (raw,)  # IndexBackward: a tuple
+    return any(getattr(item, "unpack_hook", None) is not None for item in items)
 
 
 def _saved(node: Node) -> tuple[SavedTensor, ...]:
