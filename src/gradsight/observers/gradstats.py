@@ -227,20 +227,10 @@ def _torch_stats(g: Tensor, full: bool, scratch: Scratch | None) -> GradStats | 
 
 
 def _nonfinite_stats(g: Tensor) -> GradStats:
-    """Exact statistics of a gradient whose norm is NaN or Inf (the slow, rare path)."""
-    finite = torch.isfinite(g)
-    clean = torch.where(finite, g, torch.zeros((), dtype=g.dtype, device=g.device)).double()
-    norm, max_abs, nonfinite, zeros = torch.stack(
-        [
-            torch.linalg.vector_norm(clean),
-            torch.linalg.vector_norm(clean, math.inf),
-            (~finite).sum().double(),
-            (g == 0).sum().double(),
-        ]
-    ).tolist()
-    if nonfinite == 0:  # all finite, but the squares overflowed in g's dtype: float64 is exact
-        return GradStats(tuple(g.shape), norm, 0, max_abs, int(zeros))
-    return GradStats(tuple(g.shape), math.nan, int(nonfinite), max_abs, int(zeros))
+    """Exact statistics of a gradient whose sum of squares is NaN or Inf (the rare path):
+    the deferred path's reductions, read at once and taken in float64, where squares that
+    overflowed g's dtype without any NaN/Inf give the exact norm."""
+    return _stats_of_row(tuple(g.shape), _read_rows([_reductions(g.double(), full=True)])[0])
 
 
 @dataclass(frozen=True)
@@ -261,7 +251,7 @@ class Meter:
     no sync there). On an accelerator a sync per gradient would stall the backward pass,
     so the reductions are queued on the device as 0-d tensors and read when the trace is
     read, one transfer per dtype. Each queued gradient costs few kernel launches (see
-    :meth:`_reductions`). Both ways give the same numbers, except that a deferred gradient
+    :func:`_reductions`). Both ways give the same numbers, except that a deferred gradient
     whose squares overflow float32 without holding NaN/Inf reports an infinite norm, and
     that with the norm alone (``full=False``) a deferred gradient holding NaN/Inf reports
     no max |g| and zeros, which the CPU's exact path adds.
@@ -284,23 +274,8 @@ class Meter:
             g = g.abs()
         if g.numel() == 0:
             return GradStats(tuple(g.shape), 0.0, 0)
-        self._queue.append(self._reductions(g))
+        self._queue.append(_reductions(g, self.full))
         return Queued(len(self._queue) - 1, tuple(g.shape))
-
-    def _reductions(self, g: Tensor) -> tuple[Tensor, ...]:
-        """(NaN/Inf count, norm) and in full (low, high, nonzero count) of g with NaN/Inf as 0.
-
-        Seven torch calls in full, four for the norm alone, none of them a sync. Not
-        ``torch.isfinite``: it is four kernels (``g == g``, ``abs``, ``!= inf``, ``*``).
-        ``nan_to_num`` zeroes NaN/Inf in one kernel, and exactly the entries it changed
-        were not finite.
-        """
-        clean = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-        nonfinite = (clean != g).sum()  # NaN != 0 and Inf != 0; a finite entry is unchanged
-        if not self.full:
-            return (nonfinite, l2_norm(g))
-        low, high = torch.aminmax(clean)
-        return (nonfinite, l2_norm(clean), low, high, torch.count_nonzero(clean))
 
     def resolve(self, stat: Stat) -> GradStats | None:
         """The numbers behind ``stat``; the first queued one read reads the whole queue."""
@@ -308,13 +283,34 @@ class Meter:
             return stat
         if len(self._read) < len(self._queue):
             self._read += _read_rows(self._queue[len(self._read) :])
-        nonfinite, norm, *rest = self._read[stat.row]
-        count = round(nonfinite)
-        max_abs = zeros = None
-        if rest:  # the zeros of clean are g's zeros and its NaN/Inf
-            low, high, nonzero = rest
-            max_abs, zeros = max(-low, high), math.prod(stat.shape) - round(nonzero) - count
-        return GradStats(stat.shape, math.nan if count else norm, count, max_abs, zeros)
+        return _stats_of_row(stat.shape, self._read[stat.row])
+
+
+def _reductions(g: Tensor, full: bool) -> tuple[Tensor, ...]:
+    """(NaN/Inf count, norm) and in full (low, high, nonzero count) of g with NaN/Inf as 0.
+
+    Seven torch calls in full, four for the norm alone, none of them a sync. Not
+    ``torch.isfinite``: it is four kernels (``g == g``, ``abs``, ``!= inf``, ``*``).
+    ``nan_to_num`` zeroes NaN/Inf in one kernel, and exactly the entries it changed
+    were not finite.
+    """
+    clean = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+    nonfinite = (clean != g).sum()  # NaN != 0 and Inf != 0; a finite entry is unchanged
+    if not full:
+        return (nonfinite, l2_norm(g))
+    low, high = torch.aminmax(clean)
+    return (nonfinite, l2_norm(clean), low, high, torch.count_nonzero(clean))
+
+
+def _stats_of_row(shape: tuple[int, ...], row: list[float]) -> GradStats:
+    """The :class:`GradStats` behind the values of one row of :func:`_reductions`."""
+    nonfinite, norm, *rest = row
+    count = round(nonfinite)
+    max_abs = zeros = None
+    if rest:  # the zeros of clean are g's zeros and its NaN/Inf
+        low, high, nonzero = rest
+        max_abs, zeros = max(-low, high), math.prod(shape) - round(nonzero) - count
+    return GradStats(shape, math.nan if count else norm, count, max_abs, zeros)
 
 
 def _read_rows(rows: list[tuple[Tensor, ...]]) -> list[list[float]]:
