@@ -51,6 +51,7 @@ class GradStats:
         return math.prod(self.shape)
 
 
+_CPU_FLOATS = (torch.float32, torch.float64)  # what NumPy views and BLAS dot read on the CPU
 _SMALL = 1 << 16  # below: NumPy's ~1 us calls; above: torch's, which use its warm threads
 _CHUNK = 1 << 18  # elements compared per call into the bool buffer: 256 KiB, stays in cache
 _LOCAL = threading.local()  # one bool buffer per thread: hooks may run on autograd's threads
@@ -64,7 +65,7 @@ def dense_view(t: Tensor) -> np.ndarray | None:
     extremes, counts) can read that view. Returns None for other devices and dtypes and
     for expanded, sliced or strided tensors.
     """
-    if not t.is_cpu or t.dtype not in (torch.float32, torch.float64):
+    if not t.is_cpu or t.dtype not in _CPU_FLOATS:
         return None
     if not t.is_contiguous():
         t = t.permute(sorted(range(t.dim()), key=t.stride, reverse=True))  # largest stride first
@@ -152,9 +153,7 @@ def l2_norm(g: Tensor) -> Tensor:
 
 
 def _blas_dot(g: Tensor) -> bool:
-    return (
-        g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64) and g.is_contiguous()
-    )
+    return g.is_cpu and g.dtype in _CPU_FLOATS and g.is_contiguous()
 
 
 def grad_stats(
