@@ -227,10 +227,13 @@ def test_nan_stops_with_exit_3_names_the_module_and_keeps_weights_finite(tmp_pat
     assert code == 3, err
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     nonfinite = next(e for e in events if e["kind"] == "nonfinite")
-    assert (nonfinite["phase"], nonfinite["module"], nonfinite["op"]) == ("forward", "act", "Log")
+    assert (nonfinite["phase"], nonfinite["module"], nonfinite["op"]) == ("forward", "act", "log")
     assert set(nonfinite) == {
         "step", "epoch", "kind", "severity", "module", "param", "phase", "op", "value", "message",
+        "params",
     }  # fmt: skip
+    assert nonfinite["params"] == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert nonfinite["param"] == "fc2.weight"  # no parameter in act: the layer it feeds
     assert "error: step 0: NaN/Inf gradient" in out and "born in the forward pass in act" in out
     assert (run / "nonfinite-step0.pt").exists()
     state = torch.load(run / "model.pt", weights_only=True)

@@ -14,7 +14,7 @@ __all__ = ["KINDS", "EventLog", "Finding"]
 
 KINDS = (
     "nonfinite", "masked", "no_grad", "exploding", "vanishing", "update_ratio", "dead_relu",
-    "clipped",
+    "clipped", "compiled",
 )  # fmt: skip
 
 
@@ -29,12 +29,14 @@ class Finding:
     message: str
     module: str | None = None
     param: str | None = None
-    phase: str | None = None  # "forward" | "backward" | None
-    op: str | None = None  # autograd node or module type
+    phase: str | None = None  # "weights" | "input" | "forward" | "backward" | None
+    op: str | None = None  # torch function (forward) or autograd node (backward)
     value: float | None = None
+    params: tuple[str, ...] = ()  # every parameter concerned; ``param`` is the nearest one
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["params"] = list(self.params)
         if isinstance(self.value, float) and not math.isfinite(self.value):
             data["value"] = None
         return data

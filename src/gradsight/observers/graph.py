@@ -19,7 +19,7 @@ from torch.autograd.graph import Node
 
 from gradsight.observers.gradstats import GradStats, grad_stats
 from gradsight.observers.handles import HookHandle
-from gradsight.observers.modules import ModuleTracker
+from gradsight.observers.modules import ModuleTracker, unwrap
 
 __all__ = [
     "AutogradGraph",
@@ -223,10 +223,10 @@ class GraphCapture:
                 "grad (was the forward pass run under torch.no_grad()?)"
             )
         self.loss = loss
-        self.model = model
+        self.model = unwrap(model) if model is not None else None  # a compiled model's own names
         self._modules = modules
         self._param_names: dict[Tensor, str] = (
-            {p: n for n, p in model.named_parameters()} if model else {}
+            {p: n for n, p in self.model.named_parameters()} if self.model is not None else {}
         )
         self._ids: dict[Node, str] = {}
         self._nexts: dict[Node, tuple[tuple[Node | None, int], ...]] = {}

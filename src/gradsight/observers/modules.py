@@ -16,7 +16,39 @@ from torch.autograd.graph import Node
 
 from gradsight.observers.handles import HookHandle
 
-__all__ = ["ModuleTracker", "grad_fns", "has_nonfinite", "tensors_in"]
+__all__ = [
+    "ModuleTracker",
+    "grad_fns",
+    "has_nonfinite",
+    "is_compiled",
+    "module_type",
+    "tensors_in",
+    "unwrap",
+]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Return the module a ``torch.compile`` wrapper holds (``model`` itself if none).
+
+    Its parameter names carry no ``_orig_mod.`` prefix, and hooks on it see the eager
+    forward, when one runs.
+    """
+    while isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod  # type: ignore[assignment]
+    return model
+
+
+def module_type(model: nn.Module, name: str | None) -> str | None:
+    """The class name of ``model``'s submodule ``name`` (``""``: the model), or None."""
+    try:
+        return None if name is None else type(unwrap(model).get_submodule(name)).__name__
+    except AttributeError:
+        return None
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``torch.compile`` wrapper."""
+    return unwrap(model) is not model
 
 
 def tensors_in(value: Any) -> Iterator[torch.Tensor]:
@@ -76,6 +108,7 @@ class ModuleTracker:
     """
 
     def __init__(self, model: nn.Module) -> None:
+        model = unwrap(model)  # a compiled model's modules, by their own names
         self.model = model
         self.owner: dict[Node, str] = {}
         self.call: dict[Node, int] = {}  # which call of its module made the node (0, 1, ...)

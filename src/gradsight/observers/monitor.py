@@ -24,11 +24,21 @@ from torch import Tensor, nn
 
 from gradsight.config import check_nonfinite_every
 from gradsight.errors import ConfigError
-from gradsight.observers.birthplace import locate_nonfinite
+from gradsight.observers.birthplace import (
+    Birthplace,
+    LossFn,
+    RngState,
+    cuda_devices,
+    locate_nonfinite,
+    rng_state,
+)
 from gradsight.observers.dead_relu import DeadReluWatch
 from gradsight.observers.findings import Finding
-from gradsight.observers.modules import ModuleTracker
-from gradsight.observers.sentinel import NonFiniteSentinel
+from gradsight.observers.handles import HookHandle
+from gradsight.observers.modules import ModuleTracker, is_compiled, module_type, unwrap
+from gradsight.observers.naming import nearest, place, summarize
+from gradsight.observers.nograd import NoGradWatch
+from gradsight.observers.sentinel import NonFiniteSentinel, SentinelHit
 from gradsight.observers.trace import BackwardTracer
 from gradsight.train.events import Observer, TrainState
 
@@ -98,6 +108,33 @@ def _explosion(
     return None
 
 
+_COMPILED = (
+    "the model is torch.compile'd: the backward of each compiled region is one autograd node "
+    "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
+    "located by replaying the step eagerly"
+)
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (tuples, lists, dicts) detached and on the CPU."""
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (tuple, list)):
+        return (
+            type(value)(_to_cpu(v) for v in value)
+            if isinstance(value, list)
+            else tuple(_to_cpu(v) for v in value)
+        )
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
+
+
+def _cross_entropy(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """The default loss of :meth:`GradMonitor.check`'s ``inputs=``/``targets=`` shortcut."""
+    return nn.functional.cross_entropy(model(batch["inputs"]), batch["targets"])
+
+
 class GradMonitor(Observer):
     """Watch every training step's gradients and report findings as they happen.
 
@@ -106,15 +143,36 @@ class GradMonitor(Observer):
     returns whether the update should be skipped. With ``config.check_every`` > 1 also
     call :meth:`flush` after the last step, so the last steps' flags are read.
 
+    When a gradient turns NaN/Inf, the step is replayed on the real model from its
+    pre-step weights (never a copy) to say where the value was born; give ``loss_fn`` so
+    the replay computes the loss as your step does (dict outputs, sequence targets, your
+    autocast). A forward pre-hook on ``model`` keeps the random state of each step's
+    first forward pass, so dropout repeats in the replay; :meth:`remove` (or leaving the
+    ``with`` block) takes it off.
+
     Its state (running medians, counters, what was already reported) goes into
     checkpoints through :meth:`state_dict` / :meth:`load_state_dict`, so a resumed run
     neither repeats nor forgets findings.
 
     Args:
-        model: the model whose parameters are watched.
+        model: the model whose parameters are watched; a ``torch.compile`` wrapper is
+            unwrapped for parameter names, and replayed eagerly.
         config: thresholds and policies.
         on_finding: called with each :class:`Finding` (e.g. write events.jsonl, print it).
         run_dir: where ``nonfinite-step<N>.pt`` (batch + weights) is saved for reproduction.
+        loss_fn: ``loss_fn(model, batch) -> loss``, the scalar loss exactly as the training
+            step computes it; :meth:`check` passes it ``batch=``. Without it, ``inputs=``
+            and ``targets=`` replay ``cross_entropy(model(inputs), targets)``.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    >>> def loss_fn(model, batch):
+    ...     return model(batch["x"]).log().sum()  # log of negatives: NaN
+    >>> with GradMonitor(model, loss_fn=loss_fn) as monitor:
+    ...     batch = {"x": torch.ones(2, 4)}
+    ...     loss_fn(model, batch).backward()
+    ...     skip = monitor.check(0, batch=batch)
+    >>> skip, monitor.findings[0].phase, monitor.findings[0].op
+    (True, 'forward', 'log')
     """
 
     def __init__(
@@ -123,18 +181,25 @@ class GradMonitor(Observer):
         config: MonitorConfig | None = None,
         on_finding: Callable[[Finding], object] | None = None,
         run_dir: Path | None = None,
+        loss_fn: LossFn | None = None,
     ) -> None:
         self.model = model
         self.config = config or MonitorConfig()
         self.on_finding = on_finding
         self.run_dir = run_dir
+        self.loss_fn = loss_fn
         self.findings: list[Finding] = []
-        self.named = [(n, p) for n, p in model.named_parameters()]
+        self.named = [(n, p) for n, p in unwrap(model).named_parameters()]
+        self._nograd = NoGradWatch(self.named)
+        self._compiled = is_compiled(model)
+        self._said_compiled = False
+        self._rng: RngState | None = None  # random state before this step's first forward
+        self._rng_devices: list[int] | None = None
+        self._hooks = HookHandle([model.register_forward_pre_hook(self._remember_rng)])
         self.totals: deque[float] = deque(maxlen=self.config.median_window)
         self.skipped = 0
         self.clipped = 0
         self.last_total = math.nan
-        self._checked_no_grad = False
         self._diagnosed = False
         self._exploding = False
         self._low_counts: dict[str, int] = {}
@@ -142,10 +207,10 @@ class GradMonitor(Observer):
         self._exploded: set[str] = set()
         self._vanished: set[str] = set()
         self._sentinel: NonFiniteSentinel | None = None
-        self._sentinel_hit: tuple[str, str | None] | None = None
+        self._sentinel_hit: SentinelHit | None = None
         self._before: list[Tensor] | None = None  # weights before an update-ratio step
         self._update_warned: set[str] = set()
-        self._relus = DeadReluWatch(model) if self.config.dead_relu else None
+        self._relus = DeadReluWatch(unwrap(model)) if self.config.dead_relu else None
         self._modules: ModuleTracker | None = None
         self._tracer: BackwardTracer | None = None
         self._unread: list[tuple[int, int, Tensor | float]] = []  # (step, epoch, total) unread
@@ -155,18 +220,57 @@ class GradMonitor(Observer):
         if self.on_finding is not None:
             self.on_finding(finding)
 
+    def _remember_rng(self, module: nn.Module, args: Any) -> None:
+        """Forward pre-hook: keep the random state of the step's first forward pass with
+        gradients (an evaluation under ``torch.no_grad()`` does not count)."""
+        if self._rng is None and torch.is_grad_enabled():
+            if self._rng_devices is None:
+                self._rng_devices = cuda_devices(module)
+            self._rng = rng_state(self._rng_devices)
+
+    def remove(self) -> None:
+        """Remove every hook the monitor holds; the findings stay readable."""
+        self._hooks.remove()
+        for hooks in (self._relus, self._modules, self._tracer):
+            if hooks is not None:
+                hooks.remove()
+        if self._sentinel is not None:
+            self._sentinel.__exit__()
+            self._sentinel = None
+
+    def __enter__(self) -> GradMonitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
     # -- the per-step check ---------------------------------------------------------------
     def check(
-        self, step: int, epoch: int = 0, inputs: Tensor | None = None, targets: Tensor | None = None
+        self,
+        step: int,
+        epoch: int = 0,
+        inputs: Tensor | None = None,
+        targets: Tensor | None = None,
+        batch: Any = None,
     ) -> bool:
         """Check the gradients now in ``.grad``; return True when the update must be skipped.
 
-        ``inputs``/``targets`` (the batch) let a NaN/Inf be traced to where it was born.
+        The batch lets a NaN/Inf be traced to where it was born: ``batch`` (anything your
+        ``loss_fn`` takes), or ``inputs``/``targets`` for cross-entropy on a tensor output.
+
+        Raises:
+            ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
         """
-        if not self._checked_no_grad:
-            self._checked_no_grad = True
-            self._report_no_grad(step, epoch)
+        replay = self._replay_batch(inputs, targets, batch)
+        rng, self._rng = self._rng, None  # the next forward starts a new step
+        if self._compiled and not self._said_compiled:
+            self._said_compiled = True
+            self._emit(Finding(step, epoch, "compiled", "info", _COMPILED))
         grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
+        log_step = (step + 1) % self.config.log_every == 0
+        if not log_step:
+            for finding in self._nograd.check(step, epoch, len(grads)):
+                self._emit(finding)
         if not grads:
             return False
         norms = torch.stack(torch._foreach_norm([g for _, g in grads]))  # (P,) on the device
@@ -182,11 +286,29 @@ class GradMonitor(Observer):
             return late
         self.last_total = values[-1]
         if not math.isfinite(self.last_total):
-            return self._nonfinite(step, epoch, [n for n, _ in grads], norms, inputs, targets)
+            return self._nonfinite(step, epoch, [n for n, _ in grads], norms, replay, rng)
         self._check_total(step, epoch, self.last_total)
-        if (step + 1) % self.config.log_every == 0:
+        if log_step:
             self._check_layers(step, epoch, [n for n, _ in grads], norms)
         return False
+
+    def _replay_batch(
+        self, inputs: Tensor | None, targets: Tensor | None, batch: Any
+    ) -> tuple[LossFn, Any] | None:
+        """The loss function and batch a replay of this step would use, if any."""
+        if batch is not None and inputs is not None:
+            raise ConfigError("check() takes batch= or inputs=/targets=, not both; pass batch=")
+        if batch is not None:
+            if self.loss_fn is None:
+                raise ConfigError(
+                    "check(batch=...) needs GradMonitor(model, loss_fn=...) to replay the loss; "
+                    "or pass inputs= and targets= for cross-entropy on a tensor output"
+                )
+            return self.loss_fn, batch
+        if inputs is not None and targets is not None:
+            pair = {"inputs": inputs, "targets": targets}
+            return (self.loss_fn or _cross_entropy), pair
+        return None
 
     def _read_now(self, step: int) -> bool:
         """Sync this step: every step by default; else every ``check_every`` steps, at
@@ -280,7 +402,7 @@ class GradMonitor(Observer):
             "skipped": self.skipped,
             "clipped": self.clipped,
             "last_total": self.last_total,
-            "checked_no_grad": self._checked_no_grad,
+            "no_grad": self._nograd.state_dict(),
             "diagnosed": self._diagnosed,
             "exploding": self._exploding,
             "low_counts": dict(self._low_counts),
@@ -298,7 +420,8 @@ class GradMonitor(Observer):
         self.totals = deque(state["totals"], maxlen=window)
         self.skipped, self.clipped = int(state["skipped"]), int(state["clipped"])
         self.last_total = float(state["last_total"])
-        self._checked_no_grad = bool(state["checked_no_grad"])
+        if "no_grad" in state:  # older checkpoints kept a flag only; look again then
+            self._nograd.load_state_dict(state["no_grad"])
         self._diagnosed, self._exploding = bool(state["diagnosed"]), bool(state["exploding"])
         self._low_counts = {k: int(v) for k, v in state["low_counts"].items()}
         self._layer_history = {
@@ -310,20 +433,6 @@ class GradMonitor(Observer):
         if self._relus is not None:  # absent from checkpoints older than the window's saving
             self._relus.load_state_dict(state.get("dead_relu", {}))
 
-    def _report_no_grad(self, step: int, epoch: int) -> None:
-        for name, p in self.named:
-            if p.grad is not None:
-                continue
-            if not p.requires_grad:
-                msg = f"{name} is frozen (requires_grad=False): it gets no gradient, by design"
-                self._emit(Finding(step, epoch, "no_grad", "info", msg, _layer(name), name))
-            else:
-                msg = (
-                    f"{name} got no gradient: detached, not reachable from the loss (a "
-                    ".detach(), torch.no_grad() or an unused branch cuts it off)"
-                )
-                self._emit(Finding(step, epoch, "no_grad", "warning", msg, _layer(name), name))
-
     def _check_exploding(self, step: int, epoch: int, total: float) -> None:
         why = _explosion(total, self.totals, self.config.warmup_steps, self.config)
         if why is not None and not self._exploding:
@@ -333,6 +442,8 @@ class GradMonitor(Observer):
 
     def _check_layers(self, step: int, epoch: int, names: list[str], norms: Tensor) -> None:
         grad = dict(zip(names, norms.tolist(), strict=True))
+        for finding in self._nograd.check(step, epoch, len(names), grad):
+            self._emit(finding)
         weights = torch.stack(torch._foreach_norm([p.detach() for _, p in self.named])).tolist()
         self.layer_norms = _per_layer(grad.items())
         weight_norms = _per_layer(
@@ -366,40 +477,45 @@ class GradMonitor(Observer):
 
     def _nonfinite(
         self, step: int, epoch: int, names: list[str], norms: Tensor,
-        inputs: Tensor | None, targets: Tensor | None,
+        replay: tuple[LossFn, Any] | None, rng: RngState | None,
     ) -> bool:  # fmt: skip
         bad = [n for n, v in zip(names, norms.tolist(), strict=True) if not math.isfinite(v)]
         policy = self.config.on_nonfinite
-        if self._diagnosed:
-            self.skipped += policy != "warn"
-            return policy != "warn" or self.config.clip_grad_norm is not None
-        self._diagnosed = True
-        where = ""
-        finding = Finding(step, epoch, "nonfinite", "error", "", param=bad[0] if bad else None)
-        if inputs is not None and targets is not None:
-            born = locate_nonfinite(
-                self.model, inputs, lambda out: nn.functional.cross_entropy(out, targets)
-            )
-            if born.phase is not None:
-                where = (
-                    f"; born in the {born.phase} pass in {born.module or 'the model'} ({born.op})"
-                )
-                finding = Finding(
-                    step, epoch, "nonfinite", "error", "", born.module, bad[0] if bad else None,
-                    born.phase, born.op,
-                )  # fmt: skip
-            self._save_batch(step, inputs, targets)
-        action = {"stop": "stopping", "skip": "skipping this update", "warn": "continuing"}[policy]
-        msg = f"NaN/Inf gradient in {', '.join(bad) or 'the gradients'}{where}; {action}"
-        self._emit(Finding(**{**finding.__dict__, "message": msg}))
+        skip = policy != "warn" or self.config.clip_grad_norm is not None
         self.skipped += policy != "warn"
-        return policy != "warn" or self.config.clip_grad_norm is not None
+        if self._diagnosed:
+            return skip
+        self._diagnosed = True
+        action = {"stop": "stopping", "skip": "skipping this update", "warn": "continuing"}[policy]
+        who = summarize(bad, [n for n, _ in self.named]) if bad else "the gradients"
+        if replay is None:
+            msg = f"NaN/Inf gradient in {who}; pass the batch to check() to learn where it was born"
+            finding = Finding(step, epoch, "nonfinite", "error", f"{msg}; {action}",
+                              param=bad[0] if bad else None, params=tuple(bad))  # fmt: skip
+            self._emit(finding)
+            return skip
+        loss_fn, batch = replay
+        try:
+            born = locate_nonfinite(self.model, batch, loss_fn, rng)
+        except Exception as exc:  # the user's loss_fn failed: say so, do not break their loop
+            why = f"{type(exc).__name__}: {exc}"[:120]
+            born = Birthplace(None, None, None, f"the replay failed ({why})")
+        param = born.params[0] if born.params else nearest(bad, born.module)
+        msg = f"NaN/Inf gradient in {who}; {born.where}; {action}"
+        self._emit(
+            Finding(step, epoch, "nonfinite", "error", msg, born.module, param, born.phase,
+                    born.op, params=tuple(bad))
+        )  # fmt: skip
+        self._save_batch(step, batch)
+        return skip
 
-    def _save_batch(self, step: int, inputs: Tensor, targets: Tensor) -> None:
+    def _save_batch(self, step: int, batch: Any) -> None:
         if self.run_dir is None:
             return
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        payload = {"step": step, "inputs": inputs.cpu(), "targets": targets.cpu(), "state": state}
+        state = {k: v.detach().cpu() for k, v in unwrap(self.model).state_dict().items()}
+        payload = {"step": step, "batch": _to_cpu(batch), "state": state}
+        if isinstance(batch, dict) and set(batch) == {"inputs", "targets"}:
+            payload.update(_to_cpu(batch))  # the inputs=/targets= shortcut, as before
         torch.save(payload, self.run_dir / f"nonfinite-step{step}.pt")
 
     # -- as an observer of the training loop --------------------------------------------
@@ -415,8 +531,7 @@ class GradMonitor(Observer):
     def on_after_forward(self, state: TrainState) -> None:
         if self._sentinel is not None:
             self._sentinel.__exit__()
-            hit, self._sentinel = self._sentinel.hit, None
-            self._sentinel_hit = (hit.op, hit.module) if hit else None
+            self._sentinel_hit, self._sentinel = self._sentinel.hit, None
         if self._modules is not None:  # sentinel step: also watch the backward pass
             self._modules.remove()
             if state.loss is not None and state.loss.grad_fn is not None:
@@ -434,7 +549,8 @@ class GradMonitor(Observer):
         if bad is not None:
             msg = (
                 f"NaN/Inf gradient appeared in the backward pass at {bad.name} in "
-                f"{bad.module or 'the model'} but was masked before reaching any parameter"
+                f"{place(bad.module, module_type(self.model, bad.module))} but was masked "
+                "before reaching any parameter"
             )
             finding = Finding(
                 state.step, state.epoch, "masked", "warning", msg, bad.module, None, "backward",
@@ -446,17 +562,19 @@ class GradMonitor(Observer):
         skip = self.check(state.step, state.epoch, state.inputs, state.targets)
         if self._tracer is not None:
             self._masked_in_backward(state)
-        if self._sentinel_hit is not None and math.isfinite(self.last_total):
-            op, module = self._sentinel_hit
+        hit = self._sentinel_hit
+        if hit is not None and math.isfinite(self.last_total):
             msg = (
-                f"NaN/Inf appeared in the forward pass at {op} in {module or 'the model'} but "
-                "was masked: no parameter gradient is affected (check where()/masking code)"
+                f"NaN/Inf appeared in the forward pass at {hit.op} in "
+                f"{place(hit.module, hit.module_type)} but was masked: no parameter gradient is "
+                "affected (check where()/masking code)"
             )
             self._emit(
                 Finding(
-                    state.step, state.epoch, "masked", "warning", msg, module, None, "forward", op
+                    state.step, state.epoch, "masked", "warning", msg, hit.module, None,
+                    "forward", hit.op,
                 )
-            )
+            )  # fmt: skip
         self._sentinel_hit = None
         if skip:
             state.skip_step = True
@@ -465,14 +583,7 @@ class GradMonitor(Observer):
 
     def on_train_end(self, state: TrainState, status: str) -> None:
         self.flush(state.step)
-        if self._relus is not None:
-            self._relus.remove()
-        if self._modules is not None:
-            self._modules.remove()
-        if self._tracer is not None:
-            self._tracer.remove()
-        if self._sentinel is not None:
-            self._sentinel.__exit__()
+        self.remove()
 
     def _update_step(self, step: int) -> bool:
         every = self.config.update_every

@@ -140,7 +140,9 @@ class BackwardTracer:
         self._records: list[_Record] = []
         self._events: list[TraceEvent] = []  # built from _records when read
         self._facts: dict[str, dict[str, Any]] = {}
-        self._sent: dict[str, list[Stat]] = {}  # dst id -> stats sent to it
+        # dst id -> (identity, stats) of each gradient sent to it, to measure a received
+        # gradient once when it is the very tensor its producer sent
+        self._sent: dict[str, list[tuple[_Identity | None, Stat]]] = {}
         self._had_grad: set[str] = set()  # leaves whose .grad existed before this backward
         self._started: float | None = None
         self._task: int | None = None  # the autograd graph task of the traced backward
@@ -149,8 +151,6 @@ class BackwardTracer:
         ids = self._capture.node_ids
         self._leaves = self._capture.leaves
         self._dst = {nid: tuple(self._capture.destinations(nid).items()) for nid in ids.values()}
-        self._single = {nid for nid in ids.values() if self._capture.in_degree.get(nid, 0) == 1}
-        self._single.discard("n0")  # the root also receives the seed gradient
         for node, nid in ids.items():
             facts = static_facts(node)  # a max-pool's kernel: cheap, and read by both details
             if facts:
@@ -175,7 +175,6 @@ class BackwardTracer:
     def _make_hook(self, node: Node, nid: str) -> Any:
         variable = self._leaves.get(nid)
         destinations = self._dst[nid]
-        single = nid in self._single
         measure = self._meter.measure
 
         def hook(
@@ -184,12 +183,14 @@ class BackwardTracer:
             seconds = time.perf_counter() - self._last
             if self._task is None or _graph_task() != self._task:
                 return  # a parameter's AccumulateGrad is shared: another graph's backward
-            sent = self._sent.pop(nid, None)
+            sent = self._sent.pop(nid, ())
             incoming = grad_outputs[0] if grad_outputs else None
-            if single and sent is not None and len(sent) == 1 and len(grad_outputs) == 1:
-                received = sent[0]  # the very tensor its one producer sent: measured already
-            else:
-                received = measure(incoming)
+            # A gradient its producer sent, measured already, unless the engine summed
+            # several into it (fan-in: in place, so its version moved) or a tensor hook
+            # replaced it (another tensor) or changed it in place (version again).
+            key = _identity(incoming) if len(grad_outputs) == 1 else None
+            known = [stat for ident, stat in sent if key is not None and ident == key]
+            received = known[0] if known else measure(incoming)
             accumulated = nid in self._had_grad
             if variable is not None:  # AccumulateGrad: report the stored .grad
                 fresh = not accumulated and received is not None  # .grad equals what came in
@@ -203,7 +204,8 @@ class BackwardTracer:
                 )
                 for k, dst in destinations:
                     if k < len(produced):
-                        self._sent.setdefault(dst, []).append(produced[k])
+                        ident = _identity(grad_inputs[k])
+                        self._sent.setdefault(dst, []).append((ident, produced[k]))
             self._records.append(_Record(nid, received, produced, accumulated, seconds))
             self._last = time.perf_counter()
 
@@ -268,6 +270,18 @@ _CURRENT_TASK: Callable[[], int] = getattr(torch._C, "_current_graph_task_id", l
 def _graph_task() -> int:
     """The id of the backward pass running in this thread (0 where torch cannot tell)."""
     return _CURRENT_TASK()
+
+
+_Identity = tuple[int, int, tuple[int, ...], tuple[int, ...], torch.dtype]
+
+
+def _identity(grad: Tensor | None) -> _Identity | None:
+    """What tells one gradient tensor, unchanged, from another: storage, version counter
+    (bumped by every in-place change), shape, strides and dtype; None for no tensor or a
+    sparse one (it has no single storage)."""
+    if grad is None or grad.layout != torch.strided:
+        return None
+    return (grad.data_ptr(), grad._version, tuple(grad.shape), grad.stride(), grad.dtype)
 
 
 def _same_elements(grad: Tensor, incoming: Tensor | None) -> bool:
