@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from gradsight.config import TrainConfig
     from gradsight.errors import ConfigError, DataError, DeviceError, GradsightError, ModelError
     from gradsight.models import DeepCNN, SimpleCNN, build_model
+    from gradsight.observers.findings import Finding
     from gradsight.observers.graph import capture_backward, capture_graph
+    from gradsight.observers.monitor import GradMonitor, MonitorConfig
     from gradsight.observers.trace import trace_backward
 
 _LAZY = {
@@ -33,6 +35,9 @@ _LAZY = {
     "DeepCNN": "gradsight.models",
     "SimpleCNN": "gradsight.models",
     "build_model": "gradsight.models",
+    "Finding": "gradsight.observers.findings",
+    "GradMonitor": "gradsight.observers.monitor",
+    "MonitorConfig": "gradsight.observers.monitor",
     "capture_graph": "gradsight.observers.graph",
     "capture_backward": "gradsight.observers.graph",
     "trace_backward": "gradsight.observers.trace",
@@ -43,8 +48,11 @@ __all__ = [
     "DataError",
     "DeepCNN",
     "DeviceError",
+    "Finding",
+    "GradMonitor",
     "GradsightError",
     "ModelError",
+    "MonitorConfig",
     "SimpleCNN",
     "TrainConfig",
     "__version__",

@@ -396,3 +396,75 @@ def test_graph_is_built_when_read_and_keeps_saved_tensors_on_request() -> None:
         relu = next(n for n in trace.graph.nodes if n.name == "ReluBackward0")
         assert relu.grad_norm == trace.events[8].received[0].norm  # type: ignore[union-attr]
         assert trace.graph is trace.graph  # built once
+
+
+def _event(trace: object, name: str) -> object:
+    return next(e for e in trace.events if e.name == name)  # type: ignore[attr-defined]
+
+
+def test_received_is_measured_after_a_tensor_hook_changed_the_gradient() -> None:
+    w = torch.ones(3, requires_grad=True)
+    h = w * 2  # MulBackward0 receives the gradient of h
+    h.register_hook(lambda g: g * 1e4)  # changes it between SumBackward0 and MulBackward0
+    loss = (h.exp()).sum()
+    trace = trace_backward(loss, detail="norm")
+    sent = _event(trace, "ExpBackward0").produced[0].norm  # type: ignore[attr-defined]
+    received = _event(trace, "MulBackward0").received[0].norm  # type: ignore[attr-defined]
+    assert received == pytest.approx(1e4 * sent, rel=1e-6)
+    assert received == pytest.approx(float(1e4 * (2 * torch.ones(3)).exp().norm()), rel=1e-6)
+
+
+def test_received_is_measured_after_an_in_place_tensor_hook() -> None:
+    w = torch.ones(3, requires_grad=True)
+    h = w * 2
+    h.register_hook(lambda g: g.mul_(10))  # the same tensor, changed in place
+    trace = trace_backward((h * 3).sum(), detail="norm")
+    h_node = [e for e in trace.events if e.name == "MulBackward0"][-1]  # h's, after h * 3's
+    assert h_node.received[0].norm == pytest.approx(30 * math.sqrt(3))
+
+
+def test_fan_in_received_is_the_sum_of_what_was_sent() -> None:
+    a = torch.ones(3, requires_grad=True)
+    b = a * 2  # b feeds two branches: its MulBackward0 receives 3 + 4 = 7 per element
+    loss = (b * 3 + b * 4).sum()
+    trace = trace_backward(loss, detail="norm")
+    first = [e for e in trace.events if e.name == "MulBackward0"][-1]  # b's node runs last
+    assert first.received[0].norm == pytest.approx(7 * math.sqrt(3))
+    assert a.grad is not None and torch.equal(a.grad, torch.full((3,), 14.0))
+
+
+def _compile_works() -> bool:
+    try:
+        return bool(torch.compile(lambda t: t * 2, backend="aot_eager")(torch.ones(1)).item() == 2)
+    except Exception:  # torch.compile cannot run on this Python/platform
+        return False
+
+
+class _NoLen(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).relu()
+
+
+class _ZeroLen(_NoLen):
+    def __len__(self) -> int:
+        return 0  # falsy: `if model:` would drop every parameter name
+
+
+@pytest.mark.skipif(not _compile_works(), reason="torch.compile cannot run here")
+def test_compiled_model_traces_with_its_own_parameter_names() -> None:
+    model = torch.compile(_NoLen(), backend="aot_eager")
+    loss = model(torch.randn(4, 3)).sum()
+    trace = trace_backward(loss, model)  # type: ignore[arg-type]
+    assert "CompiledFunctionBackward" in [e.name for e in trace.events]
+    assert sorted(e.param for e in trace.events if e.param) == ["fc.bias", "fc.weight"]
+
+
+def test_a_model_without_len_or_with_len_zero_keeps_its_parameter_names() -> None:
+    for model in (_NoLen(), _ZeroLen()):
+        loss = model(torch.randn(4, 3)).sum()
+        trace = trace_backward(loss, model)
+        assert sorted(e.param for e in trace.events if e.param) == ["fc.bias", "fc.weight"]

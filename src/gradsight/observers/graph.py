@@ -409,6 +409,7 @@ def capture_graph(
     If ``backward()`` has already run and ``model`` is given, parameter nodes carry
     ``||p.grad||``.
 
+    >>> import torch
     >>> from gradsight.models import SimpleCNN
     >>> model = SimpleCNN(3, 10, 32)
     >>> loss = model(torch.randn(4, 3, 32, 32)).logsumexp(1).mean()

@@ -166,13 +166,13 @@ class GradMonitor(Observer):
 
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
     >>> def loss_fn(model, batch):
-    ...     return model(batch["x"]).log().sum()  # log of negatives: NaN
+    ...     return (model(batch["x"]) - 100).sqrt().sum()  # sqrt of negatives: NaN
     >>> with GradMonitor(model, loss_fn=loss_fn) as monitor:
     ...     batch = {"x": torch.ones(2, 4)}
     ...     loss_fn(model, batch).backward()
     ...     skip = monitor.check(0, batch=batch)
     >>> skip, monitor.findings[0].phase, monitor.findings[0].op
-    (True, 'forward', 'log')
+    (True, 'forward', 'sqrt')
     """
 
     def __init__(

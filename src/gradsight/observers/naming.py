@@ -50,12 +50,24 @@ def join_limited(items: Sequence[str], limit: int) -> str:
 
 
 def summarize(names: Sequence[str], every: Sequence[str], limit: int = 120) -> str:
-    """``3 parameters of layer3, fc``, ``conv1.weight``, or ``all 62 parameters``."""
+    """Say which parameters ``names`` are, in words: ``conv1.weight``, ``all 62 parameters``,
+    ``30 parameters of layer3, layer4, fc`` (the modules they make up), or, when that takes
+    more than four names, ``124 of 142 parameters, in features, classifier`` (the
+    top-level modules holding them).
+
+    >>> every = ["conv.weight", "conv.bias", "fc.weight", "fc.bias"]
+    >>> summarize(["fc.weight", "fc.bias"], every), summarize(every, every)
+    ('2 parameters of fc', 'all 4 parameters')
+    """
     if len(names) == 1:
         return names[0]
     if set(names) >= set(every):
         return f"all {len(names)} parameters"
-    return f"{len(names)} parameters of {join_limited(covering_modules(names, every), limit)}"
+    covering = covering_modules(names, every)
+    if len(covering) <= 4:
+        return f"{len(names)} parameters of {join_limited(covering, limit)}"
+    tops = list(dict.fromkeys(name.split(".")[0] for name in covering))
+    return f"{len(names)} of {len(every)} parameters, in {join_limited(tops, limit)}"
 
 
 def nearest(names: Sequence[str], module: str | None) -> str | None:

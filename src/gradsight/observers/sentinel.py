@@ -144,8 +144,9 @@ class NonFiniteSentinel:
             if bad:
                 inputs = [self._state(t) for t in tensors_in((args, kwargs))]
                 seen = self._carry(func, args, kwargs, inputs, any(_has_nan(t) for t in bad))
+            bad_ids = {id(t) for t in bad}
             for t in outputs:
-                self._seen[t] = seen if t in bad else _Seen(None, False, False)
+                self._seen[t] = seen if id(t) in bad_ids else _Seen(None, False, False)
         finally:
             self.paused = False
 
