@@ -9,25 +9,34 @@ with ``check_every=20`` (``--nonfinite-check-every 20``: the NaN/Inf flag read e
 steps, for GPUs; on the CPU a sync costs nothing, so it should match "monitor").
 ``torch.autograd.set_detect_anomaly(True)`` is measured in the same process.
 
-Every step runs all four variants on the same batch, in a random order, each with its own
-monitor that sees every step number in turn, so the rare steps come at their real rates.
+Every step runs all four variants on the same batch, in a random order, each on its own copy
+of the model (same initial weights, so the same trajectory) with its own monitor that sees
+every step number in turn, so the rare steps come at their real rates; a monitor's forward
+pre-hook (it keeps the step's random state for the NaN replay) is on its own copy only, so
+"plain" runs without it.
 Reported: the median of the per-step paired ratios variant / plain (the typical step, with
 quartiles), and the ratio of total times (every step, the rare ones included).
 Goal: monitor / plain <= 1.03.
 
 On a GPU (``--device cuda``) each timed step ends with ``torch.cuda.synchronize()``.
 
-    python benchmarks/bench_monitor.py [--steps 600] [--deep-steps 200] [--device cpu|cuda]
+Models: the article's SimpleCNN, the 6-conv DeepCNN, and torchvision's resnet18 (on the
+28x28 images repeated to 3 channels).
+
+    python benchmarks/bench_monitor.py [--steps 600] [--deep-steps 200] [--resnet-steps 100]
+                                       [--models SimpleCNN,deep,resnet18] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import statistics
 import time
 
 import torch
+import torchvision
 from torch import nn
 
 from gradsight.config import TrainConfig
@@ -81,6 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600, help="SimpleCNN steps (>= 201)")
     parser.add_argument("--deep-steps", type=int, default=200, help="DeepCNN steps")
+    parser.add_argument("--resnet-steps", type=int, default=100, help="resnet18 steps")
+    parser.add_argument(
+        "--models", default="SimpleCNN,deep,resnet18", help="which models, comma-separated"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -96,27 +109,35 @@ def main() -> None:
     print("per-step paired ratio to plain: median (quartiles); total: ratio of total times")
     print(f"{'model':<10}{'plain ms':>9}" + "".join(f"{m:>22}{'total':>7}" for m in MODES[1:]))
     shuffler = random.Random(0)
-    for name, build, steps in (
-        ("SimpleCNN", SimpleCNN, args.steps),
-        ("deep", DeepCNN, args.deep_steps),
+    rgb = [(x.expand(-1, 3, -1, -1).contiguous(), y) for x, y in batches]
+    for name, build, steps, inputs in (
+        ("SimpleCNN", lambda: SimpleCNN(1, 10, 28), args.steps, batches),
+        ("deep", lambda: DeepCNN(1, 10, 28), args.deep_steps, batches),
+        ("resnet18", lambda: torchvision.models.resnet18(num_classes=10), args.resnet_steps, rgb),
     ):
+        if name not in args.models.split(","):
+            continue
         torch.manual_seed(0)
-        model: nn.Module = build(1, 10, 28).to(device)
-        state = TrainState(config, data.info, model, build_optimizer(config, model), device)
+        base: nn.Module = build().to(device)
+        models = {mode: copy.deepcopy(base) for mode in MODES}
+        states = {
+            mode: TrainState(config, data.info, m, build_optimizer(config, m), device)
+            for mode, m in models.items()
+        }
         monitors = {
-            "monitor": GradMonitor(model),
-            "monitor/20": GradMonitor(model, MonitorConfig(check_every=20)),
+            "monitor": GradMonitor(models["monitor"]),
+            "monitor/20": GradMonitor(models["monitor/20"], MonitorConfig(check_every=20)),
         }
         times: dict[str, list[float]] = {m: [] for m in MODES}
         order = list(MODES)
         for step in range(-5, steps):  # 5 warm-up steps
-            x, y = batches[step % len(batches)]
+            x, y = inputs[step % len(inputs)]
             shuffler.shuffle(order)
             for mode in order:
                 with torch.autograd.set_detect_anomaly(mode == "detect_anomaly"):
                     sync()
                     start = time.perf_counter()
-                    _step(state, x, y, max(step, 0), monitors.get(mode))
+                    _step(states[mode], x, y, max(step, 0), monitors.get(mode))
                     sync()
                     seconds = time.perf_counter() - start
                 if step >= 0:
@@ -129,7 +150,7 @@ def main() -> None:
             paired = [t / p for t, p in zip(times[mode], plain, strict=True)]
             row += f"{_quartiles(paired):>22}{sum(times[mode]) / sum(plain):>7.3f}"
         print(row)
-        alone = _check_alone(model)
+        alone = _check_alone(models["plain"])
         share = alone / statistics.median(plain)
         print(f"{'':<10}monitor.check() alone: {alone * 1e6:.0f} us/step = {share:.2%} of a step")
     print("goal: monitor / plain <= 1.03")

@@ -241,6 +241,17 @@ def test_nan_stops_with_exit_3_names_the_module_and_keeps_weights_finite(tmp_pat
     assert json.loads((run / "summary.json").read_text())["status"] == "stopped"
 
 
+def test_an_infinite_lr_is_blamed_on_the_weights_not_a_layer(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, out, _ = run_cli("train", *FAST, "--lr", "inf", "--out", str(run))
+    assert code == 3
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    nonfinite = next(e for e in events if e["kind"] == "nonfinite")
+    assert (nonfinite["step"], nonfinite["phase"], nonfinite["op"]) == (1, "weights", None)
+    assert (nonfinite["module"], nonfinite["param"]) == ("conv1", "conv1.weight")
+    assert "the weights held NaN/Inf before this step's forward pass (all 4 parameters)" in out
+
+
 def test_warn_policy_never_writes_nan_weights(tmp_path: Path) -> None:
     run = tmp_path / "run"
     code, _, err = run_cli(

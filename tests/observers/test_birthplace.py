@@ -8,6 +8,7 @@ import math
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,7 +213,7 @@ def test_softmax_over_a_fully_padded_sequence_is_born_in_attention() -> None:
     assert "blocks.0.attn (Attention.forward), op softmax" in found.message
 
 
-def test_dict_output_tuple_inside_and_sequence_targets() -> None:
+def test_dict_output_tuple_inside_and_sequence_targets(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = LSTMLM()
     with torch.no_grad():
@@ -223,11 +224,14 @@ def test_dict_output_tuple_inside_and_sequence_targets() -> None:
         return F.cross_entropy(logits.flatten(0, 1), batch["next"].flatten())
 
     tokens = torch.randint(0, 12, (4, 10))
-    _, found = _step(model, {"tokens": tokens, "next": tokens.roll(-1, 1)}, loss_fn)
+    monitor = GradMonitor(model, loss_fn=loss_fn, run_dir=tmp_path)
+    _, found = _step(model, {"tokens": tokens, "next": tokens.roll(-1, 1)}, loss_fn, monitor)
     assert (found.phase, found.module, found.op) == ("forward", "head", "div")
     assert "head (ScaledHead.forward), op div" in found.message
     assert found.param == "head.proj.weight"  # the bad parameter nearest the birthplace
     assert set(found.params) == {n for n, _ in model.named_parameters()}
+    saved = torch.load(tmp_path / "nonfinite-step0.pt", weights_only=True)
+    assert torch.equal(saved["batch"]["tokens"], tokens) and "head.temperature" in saved["state"]
 
 
 def test_leaf_module_names_the_function_and_type() -> None:

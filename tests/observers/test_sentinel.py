@@ -68,7 +68,9 @@ def test_causal_attention_trains_without_a_masked_warning(tiny_data: LoadedDatas
     config = TrainConfig(batch_size=16, epochs=1, log_every=2)
     seed_everything(0)
     model = CausalAttention()
-    prepared = Prepared(config, tiny_data, model, build_optimizer(config, model), torch.device("cpu"))
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
     monitor = GradMonitor(model, MonitorConfig(log_every=2, sentinel_every=2))
     result = fit(prepared, [monitor])
     assert result.status == "completed"
