@@ -227,3 +227,32 @@ def test_capture_reads_no_saved_tensor_behind_a_hook() -> None:
     )
     loss.backward()
     assert unpacks == 2  # the backward's own reads: ReLU's result, the indices
+
+
+class _ZeroLen(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def __len__(self) -> int:
+        return 0  # falsy: `if model:` would drop every parameter name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_a_model_whose_len_is_zero_keeps_its_parameter_names() -> None:
+    model = _ZeroLen()
+    graph = capture_backward(model(torch.randn(2, 3)).sum(), model)
+    assert sorted(n.name for n in graph.params()) == ["fc.bias", "fc.weight"]
+
+
+def test_a_compiled_model_is_captured_with_its_own_names() -> None:
+    try:
+        model = torch.compile(_ZeroLen(), backend="aot_eager")
+        loss = model(torch.randn(2, 3)).sum()
+    except Exception:  # torch.compile cannot run on this Python/platform
+        pytest.skip("torch.compile cannot run here")
+    graph = capture_backward(loss, model)  # type: ignore[arg-type]
+    assert "CompiledFunctionBackward" in graph.op_names()
+    assert sorted(n.name for n in graph.params()) == ["fc.bias", "fc.weight"]
