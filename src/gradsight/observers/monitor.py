@@ -24,20 +24,14 @@ from torch import Tensor, nn
 
 from gradsight.config import check_nonfinite_every
 from gradsight.errors import ConfigError
-from gradsight.observers.birthplace import (
-    Birthplace,
-    LossFn,
-    RngState,
-    cuda_devices,
-    locate_nonfinite,
-    rng_state,
-)
+from gradsight.observers.birthplace import LossFn, RngState, cuda_devices, rng_state
 from gradsight.observers.dead_relu import DeadReluWatch
 from gradsight.observers.findings import Finding
 from gradsight.observers.handles import HookHandle
 from gradsight.observers.modules import ModuleTracker, is_compiled, module_type, unwrap
-from gradsight.observers.naming import nearest, place, summarize
+from gradsight.observers.naming import place
 from gradsight.observers.nograd import NoGradWatch
+from gradsight.observers.nonfinite import Replay, diagnose, replay_of, save_batch
 from gradsight.observers.sentinel import NonFiniteSentinel, SentinelHit
 from gradsight.observers.trace import BackwardTracer
 from gradsight.train.events import Observer, TrainState
@@ -113,26 +107,6 @@ _COMPILED = (
     "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
     "located by replaying the step eagerly"
 )
-
-
-def _to_cpu(value: Any) -> Any:
-    """``value`` with every tensor inside (tuples, lists, dicts) detached and on the CPU."""
-    if isinstance(value, Tensor):
-        return value.detach().cpu()
-    if isinstance(value, (tuple, list)):
-        return (
-            type(value)(_to_cpu(v) for v in value)
-            if isinstance(value, list)
-            else tuple(_to_cpu(v) for v in value)
-        )
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    return value
-
-
-def _cross_entropy(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-    """The default loss of :meth:`GradMonitor.check`'s ``inputs=``/``targets=`` shortcut."""
-    return nn.functional.cross_entropy(model(batch["inputs"]), batch["targets"])
 
 
 class GradMonitor(Observer):
@@ -261,7 +235,7 @@ class GradMonitor(Observer):
         Raises:
             ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
         """
-        replay = self._replay_batch(inputs, targets, batch)
+        replay = replay_of(self.loss_fn, inputs, targets, batch)
         rng, self._rng = self._rng, None  # the next forward starts a new step
         if self._compiled and not self._said_compiled:
             self._said_compiled = True
@@ -291,24 +265,6 @@ class GradMonitor(Observer):
         if log_step:
             self._check_layers(step, epoch, [n for n, _ in grads], norms)
         return False
-
-    def _replay_batch(
-        self, inputs: Tensor | None, targets: Tensor | None, batch: Any
-    ) -> tuple[LossFn, Any] | None:
-        """The loss function and batch a replay of this step would use, if any."""
-        if batch is not None and inputs is not None:
-            raise ConfigError("check() takes batch= or inputs=/targets=, not both; pass batch=")
-        if batch is not None:
-            if self.loss_fn is None:
-                raise ConfigError(
-                    "check(batch=...) needs GradMonitor(model, loss_fn=...) to replay the loss; "
-                    "or pass inputs= and targets= for cross-entropy on a tensor output"
-                )
-            return self.loss_fn, batch
-        if inputs is not None and targets is not None:
-            pair = {"inputs": inputs, "targets": targets}
-            return (self.loss_fn or _cross_entropy), pair
-        return None
 
     def _read_now(self, step: int) -> bool:
         """Sync this step: every step by default; else every ``check_every`` steps, at
@@ -477,7 +433,7 @@ class GradMonitor(Observer):
 
     def _nonfinite(
         self, step: int, epoch: int, names: list[str], norms: Tensor,
-        replay: tuple[LossFn, Any] | None, rng: RngState | None,
+        replay: Replay | None, rng: RngState | None,
     ) -> bool:  # fmt: skip
         bad = [n for n, v in zip(names, norms.tolist(), strict=True) if not math.isfinite(v)]
         policy = self.config.on_nonfinite
@@ -487,36 +443,11 @@ class GradMonitor(Observer):
             return skip
         self._diagnosed = True
         action = {"stop": "stopping", "skip": "skipping this update", "warn": "continuing"}[policy]
-        who = summarize(bad, [n for n, _ in self.named]) if bad else "the gradients"
-        if replay is None:
-            msg = f"NaN/Inf gradient in {who}; pass the batch to check() to learn where it was born"
-            finding = Finding(step, epoch, "nonfinite", "error", f"{msg}; {action}",
-                              param=bad[0] if bad else None, params=tuple(bad))  # fmt: skip
-            self._emit(finding)
-            return skip
-        loss_fn, batch = replay
-        try:
-            born = locate_nonfinite(self.model, batch, loss_fn, rng)
-        except Exception as exc:  # the user's loss_fn failed: say so, do not break their loop
-            why = f"{type(exc).__name__}: {exc}"[:120]
-            born = Birthplace(None, None, None, f"the replay failed ({why})")
-        param = born.params[0] if born.params else nearest(bad, born.module)
-        msg = f"NaN/Inf gradient in {who}; {born.where}; {action}"
-        self._emit(
-            Finding(step, epoch, "nonfinite", "error", msg, born.module, param, born.phase,
-                    born.op, params=tuple(bad))
-        )  # fmt: skip
-        self._save_batch(step, batch)
+        every = [n for n, _ in self.named]
+        self._emit(diagnose(self.model, step, epoch, bad, every, replay, rng, action))
+        if replay is not None and self.run_dir is not None:
+            save_batch(self.run_dir / f"nonfinite-step{step}.pt", self.model, step, replay.batch)
         return skip
-
-    def _save_batch(self, step: int, batch: Any) -> None:
-        if self.run_dir is None:
-            return
-        state = {k: v.detach().cpu() for k, v in unwrap(self.model).state_dict().items()}
-        payload = {"step": step, "batch": _to_cpu(batch), "state": state}
-        if isinstance(batch, dict) and set(batch) == {"inputs", "targets"}:
-            payload.update(_to_cpu(batch))  # the inputs=/targets= shortcut, as before
-        torch.save(payload, self.run_dir / f"nonfinite-step{step}.pt")
 
     # -- as an observer of the training loop --------------------------------------------
     def _sentinel_step(self, step: int) -> bool:
