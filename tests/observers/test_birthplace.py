@@ -17,7 +17,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gradsight import Finding, GradMonitor
-from gradsight.errors import ConfigError
 from gradsight.observers.birthplace import locate_nonfinite
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -370,30 +369,6 @@ def test_compiled_model_is_unwrapped_and_replayed_eagerly() -> None:
     batch["x"].neg_()
     monitor.check(1, batch=batch)
     assert [f.kind for f in monitor.findings].count("compiled") == 1  # said once
-
-
-def test_batch_needs_a_loss_fn() -> None:
-    model = nn.Linear(2, 2)
-    with pytest.raises(ConfigError, match=r"needs GradMonitor\(model, loss_fn=\.\.\.\)"):
-        GradMonitor(model).check(0, batch={"x": torch.ones(1, 2)})
-    with pytest.raises(ConfigError, match="not both"):
-        GradMonitor(model, loss_fn=_ce).check(0, inputs=torch.ones(1, 2), batch={})
-
-
-def test_a_failing_loss_fn_is_reported_not_raised() -> None:
-    model = nn.Sequential(nn.Linear(4, 6), Log(), nn.Linear(6, 3))
-    calls: list[int] = []
-
-    def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
-        calls.append(1)
-        if len(calls) > 1:
-            raise RuntimeError("the data queue is closed")
-        return _ce(model, batch)
-
-    batch = {"x": torch.randn(5, 4), "y": torch.zeros(5, dtype=torch.long)}
-    _, found = _step(model, batch, loss_fn)
-    assert found.phase is None
-    assert "the replay failed (RuntimeError: the data queue is closed)" in found.message
 
 
 def test_locate_leaves_a_clean_batch_unexplained() -> None:
