@@ -128,6 +128,8 @@ def main() -> None:
             "monitor": GradMonitor(models["monitor"]),
             "monitor/20": GradMonitor(models["monitor/20"], MonitorConfig(check_every=20)),
         }
+        for mode, monitor in monitors.items():
+            monitor.on_train_start(states[mode])  # as fit() starts it
         times: dict[str, list[float]] = {m: [] for m in MODES}
         order = list(MODES)
         for step in range(-5, steps):  # 5 warm-up steps

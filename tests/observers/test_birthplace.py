@@ -16,8 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gradsight import Finding, GradMonitor
+from gradsight import Finding, GradMonitor, TrainConfig
+from gradsight.data.base import LoadedDataset
 from gradsight.observers.birthplace import locate_nonfinite
+from gradsight.train import Prepared, build_optimizer, fit, seed_everything
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -390,3 +392,39 @@ def test_mobilenet_message_stays_short() -> None:
         r"NaN/Inf gradient in \d+ of 142 parameters, in features, classifier; ", found.message
     )
     assert 100 < len(found.params) < 142
+
+
+class DropLog(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(64, 16)
+        self.drop = nn.Dropout(0.5)
+        self.act = Log()
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.drop(self.fc1(x.flatten(1)))))
+
+
+def test_in_fit_the_loop_gives_the_random_state_and_no_hook_stays(tiny_data: LoadedDataset) -> None:
+    config = TrainConfig(batch_size=16, epochs=1)
+    seed_everything(0)
+    model = DropLog()
+    masks: list[Tensor] = []
+
+    def keep(module: nn.Module, args: object, out: Tensor) -> None:
+        if module.training:  # not the evaluation at the end
+            masks.append(out != 0)
+
+    model.drop.register_forward_hook(keep)
+    prepared = Prepared(
+        config, tiny_data, model, build_optimizer(config, model), torch.device("cpu")
+    )
+    monitor = GradMonitor(model)
+    assert len(model._forward_pre_hooks) == 1  # for a user's own loop
+    result = fit(prepared, [monitor])
+    assert result.status == "stopped" and len(model._forward_pre_hooks) == 0
+    found = next(f for f in monitor.findings if f.kind == "nonfinite")
+    assert (found.phase, found.module, found.op) == ("forward", "act", "log")
+    assert len(masks) == 2  # the step, then its replay: the same dropout mask
+    assert torch.equal(masks[0], masks[1]) and not masks[0].all()

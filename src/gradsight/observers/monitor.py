@@ -122,7 +122,8 @@ class GradMonitor(Observer):
     the replay computes the loss as your step does (dict outputs, sequence targets, your
     autocast). A forward pre-hook on ``model`` keeps the random state of each step's
     first forward pass, so dropout repeats in the replay; :meth:`remove` (or leaving the
-    ``with`` block) takes it off.
+    ``with`` block) takes it off. As an observer of :func:`~gradsight.train.fit` it takes
+    that state from the loop's ``before_forward`` event instead, and holds no hook.
 
     Its state (running medians, counters, what was already reported) goes into
     checkpoints through :meth:`state_dict` / :meth:`load_state_dict`, so a resumed run
@@ -454,7 +455,14 @@ class GradMonitor(Observer):
         every = self.config.sentinel_every
         return step == 0 or (every > 0 and step % every == 0)
 
+    def on_train_start(self, state: TrainState) -> None:
+        # The loop says when a forward starts: no pre-hook needed on the model (it puts the
+        # model's every call on the slow path of Module.__call__: ~1% of a SimpleCNN step).
+        self._hooks.remove()
+
     def on_before_forward(self, state: TrainState) -> None:
+        self._rng = None
+        self._remember_rng(state.model, ())
         if self._sentinel_step(state.step):
             self._sentinel = NonFiniteSentinel(state.model).__enter__()
             self._modules = ModuleTracker(state.model)
