@@ -319,6 +319,23 @@ def test_replay_never_copies_restores_state_and_repeats_dropout() -> None:
     assert model.training
 
 
+def test_a_loss_fn_that_writes_a_weight_is_warned_about() -> None:
+    model = nn.Sequential(nn.Linear(4, 6), Log(), nn.Linear(6, 3))
+    calls: list[int] = []
+
+    def loss_fn(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        calls.append(1)
+        if len(calls) > 1:  # in the replay
+            with torch.no_grad():
+                model[2].weight.mul_(0.5)
+        return _ce(model, batch)
+
+    batch = {"x": torch.randn(5, 4), "y": torch.zeros(5, dtype=torch.long)}
+    with pytest.warns(UserWarning, match=r"loss_fn wrote 2\.weight in place"):
+        _, found = _step(model, batch, loss_fn)
+    assert (found.phase, found.module, found.op) == ("forward", "1", "log")
+
+
 def test_float16_only_overflow_is_found_under_the_users_autocast() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
     with torch.no_grad():

@@ -8,12 +8,14 @@ in execution order, that produced a non-finite gradient from a finite one (``bac
 The replay runs the user's own loss function on the real module, never a copy (models that
 cannot be deep-copied work): it sets the gradients aside, restores the random state of the
 step's forward so dropout repeats, runs a compiled model eagerly, and afterwards puts back
-the parameters, buffers, gradients and random state it found.
+the buffers, gradients and random state it found. Parameters are not copied: a forward and
+backward pass do not write them (a ``loss_fn`` that does is warned about).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -174,11 +176,17 @@ def _nonfinite_inputs(batch: Any) -> str | None:
 
 @contextmanager
 def _replaying(model: nn.Module, inner: nn.Module, rng: RngState | None) -> Iterator[None]:
-    """Run the block as a side-effect-free replay on the real module (see module doc)."""
+    """Run the block as a side-effect-free replay on the real module (see module doc).
+
+    Buffers (batch-norm statistics) are copied and put back. Parameters are not copied, so
+    a large model needs no second copy of its weights at the failing step: a forward and
+    backward pass do not write them, which their version counters confirm afterwards.
+    """
     params = dict(inner.named_parameters())
     grads = {n: p.grad for n, p in params.items()}
+    versions = {n: p._version for n, p in params.items()}
     with torch.no_grad():
-        saved = {n: t.clone() for n, t in [*params.items(), *inner.named_buffers()]}
+        buffers = [(b, b.clone()) for _, b in inner.named_buffers()]
     devices = sorted(set(rng[1]) if rng is not None else cuda_devices(inner))
     stance = torch.compiler.set_stance("force_eager") if is_compiled(model) else nullcontext()
     try:
@@ -192,8 +200,15 @@ def _replaying(model: nn.Module, inner: nn.Module, rng: RngState | None) -> Iter
             yield
     finally:
         with torch.no_grad():
-            for name, t in [*params.items(), *inner.named_buffers()]:
-                if name in saved and not (t is params.get(name) and torch.equal(t, saved[name])):
-                    t.copy_(saved[name])  # a parameter is written only when it changed
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
         for name, p in params.items():
             p.grad = grads[name]
+        written = [n for n, p in params.items() if p._version != versions[n]]
+        if written:
+            warnings.warn(
+                f"the NaN/Inf replay's loss_fn wrote {summarize(written, list(params))} in "
+                "place; those weights now differ from the step's (a forward pass that "
+                "changes its own parameters cannot be replayed without side effects)",
+                stacklevel=2,
+            )
