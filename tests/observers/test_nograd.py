@@ -130,3 +130,12 @@ def test_many_groups_stay_short() -> None:
     (found,) = watch.check(0, 0, 40)
     assert len(found.message) <= 300 and len(found.params) == 40
     assert found.message.startswith("40 of 80 parameters, in 0, 2, 4")
+
+
+def test_a_model_with_no_gradient_at_all_is_reported_on_a_log_step() -> None:
+    model = nn.Linear(2, 2)
+    monitor = GradMonitor(model, MonitorConfig(log_every=1))
+    model(torch.randn(1, 2)).detach().sum()  # no backward reaches the model
+    assert not monitor.check(0)
+    (found,) = monitor.findings
+    assert found.kind == "no_grad" and found.message.startswith("all 2 parameters got no gradient")

@@ -243,7 +243,7 @@ class GradMonitor(Observer):
             self._emit(Finding(step, epoch, "compiled", "info", _COMPILED))
         grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
         log_step = (step + 1) % self.config.log_every == 0
-        if not log_step:
+        if not log_step or not grads:  # else _check_layers looks, with the norms
             for finding in self._nograd.check(step, epoch, len(grads)):
                 self._emit(finding)
         if not grads:
