@@ -445,3 +445,18 @@ def test_in_fit_the_loop_gives_the_random_state_and_no_hook_stays(tiny_data: Loa
     assert (found.phase, found.module, found.op) == ("forward", "act", "log")
     assert len(masks) == 2  # the step, then its replay: the same dropout mask
     assert torch.equal(masks[0], masks[1]) and not masks[0].all()
+
+
+def test_torchvision_resnet18_residual_add_is_blamed_on_its_block() -> None:
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=3)
+    with torch.no_grad():  # layer1.0 puts out ~2e38; layer1.1's branch also adds ~2e38
+        model.layer1[0].bn2.bias.fill_(2e38)
+        model.layer1[1].conv1.weight.zero_()
+        model.layer1[1].bn2.bias.fill_(2e38)
+    batch = {"x": torch.randn(2, 3, 32, 32), "y": torch.tensor([0, 1])}
+    _, found = _step(model, batch)
+    assert (found.phase, found.module, found.op) == ("forward", "layer1.1", "add")
+    assert "layer1.1 (BasicBlock.forward), op add" in found.message
+    assert found.param == "layer1.1.bn2.weight" and len(found.message) <= 300
