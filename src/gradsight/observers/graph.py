@@ -231,7 +231,6 @@ class GraphCapture:
         self._ids: dict[Node, str] = {}
         self._nexts: dict[Node, tuple[tuple[Node | None, int], ...]] = {}
         self._dst: dict[str, dict[int, str]] = {}  # src id -> next_functions index -> dst id
-        self.in_degree: dict[str, int] = {}  # node id -> edges arriving from other nodes
         self._saved_meta: dict[Node, tuple[SavedTensor, ...]] = {}
         self._by_id: dict[str, Node] | None = None  # id -> node, made when first needed
         self._walk(loss.grad_fn, saved)
@@ -257,7 +256,6 @@ class GraphCapture:
                     self._ids[nxt] = f"n{len(self._ids)}"
                     stack.append(nxt)
                 dst[k] = self._ids[nxt]
-                self.in_degree[dst[k]] = self.in_degree.get(dst[k], 0) + 1
             if saved and not _is_leaf(node):
                 self._saved_meta[node] = _saved(node)
 
