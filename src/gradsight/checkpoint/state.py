@@ -58,6 +58,7 @@ def capture(
         "batch_index": batch_index,
         "step": state.step,
         "skipped_steps": state.skipped_steps,
+        "clipped_steps": state.clipped_steps,
         "history": [r.to_dict() for r in state.history],
         "data_order_state": data_order_state.clone(),
         "window": window.to_dict(),
@@ -109,4 +110,5 @@ class Checkpoint:
             data_order_state=p["data_order_state"],
             window=MetricWindow.from_dict(p["window"], prepared.device),
             rng=p["rng"],
+            clipped_steps=int(p.get("clipped_steps", 0)),
         )

@@ -122,7 +122,6 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         prepared.model,
         MonitorConfig(
             on_nonfinite=config.on_nonfinite,
-            clip_grad_norm=config.clip_grad_norm,
             log_every=config.log_every,
             check_every=config.nonfinite_check_every,
             dead_relu=args.watch_dead_relu,

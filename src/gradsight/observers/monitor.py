@@ -63,7 +63,6 @@ class MonitorConfig:
     dead_relu: bool = False  # opt-in: forward hooks on every nn.ReLU
     dead_relu_every: int = 100  # steps in a dead-ReLU window
     dead_relu_fraction: float = 0.5  # warn when more units than this never fired
-    clip_grad_norm: float | None = None
     check_every: int = 1  # steps between reads of the NaN/Inf flag (a device sync each)
 
     def __post_init__(self) -> None:
@@ -73,8 +72,6 @@ class MonitorConfig:
                 f"{', '.join(POLICIES)}"
             )
         check_nonfinite_every(self.check_every, self.on_nonfinite)
-        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ConfigError(f"--clip-grad-norm must be positive, got {self.clip_grad_norm!r}")
 
 
 def _layer(param_name: str) -> str:
@@ -171,9 +168,10 @@ class GradMonitor(Observer):
         self._rng: RngState | None = None  # random state before this step's first forward
         self._rng_devices: list[int] | None = None
         self._hooks = HookHandle([model.register_forward_pre_hook(self._remember_rng)])
+        self._share_total = False  # set in fit() with clipping on
+        self._total: Tensor | None = None  # this step's total gradient norm, for the loop
         self.totals: deque[float] = deque(maxlen=self.config.median_window)
         self.skipped = 0
-        self.clipped = 0
         self.last_total = math.nan
         self._diagnosed = False
         self._exploding = False
@@ -250,12 +248,14 @@ class GradMonitor(Observer):
             return False
         norms = torch.stack(torch._foreach_norm([g for _, g in grads]))  # (P,) on the device
         total = torch.linalg.vector_norm(norms)  # the NaN/Inf flag: NaN/Inf iff any entry is
+        if self._share_total:  # fit() clips with it: no second pass over the gradients
+            self._total = total
         # On the CPU reading it costs no sync; keeping the tensor alive would cost time.
         self._unread.append((step, epoch, float(total) if total.device.type == "cpu" else total))
         if not self._read_now(step):
             return False  # read later, without a sync now
         values = self._read_unread()  # the one sync of this step
-        late = self._check_read(self._unread[:-1], values, step, values[-1])
+        late = self._check_read(self._unread[:-1], values, step)
         self._unread = []
         if late is not None:
             return late
@@ -291,27 +291,23 @@ class GradMonitor(Observer):
         earlier: list[tuple[int, int, Tensor | float]],
         values: list[float],
         now: int,
-        current: float | None = None,
     ) -> bool | None:
         """Check the totals ``values`` of ``earlier`` steps, read only at step ``now``.
 
         The first non-finite one is reported as late, and the skip decision for the update
-        of step ``now`` (whose total is ``current``; default: that non-finite total) is
-        returned; None when all are finite.
+        of step ``now`` is returned; None when all are finite.
         """
         for (step, epoch, _), total in zip(earlier, values, strict=False):
             if not math.isfinite(total):
-                return self._late_nonfinite(step, epoch, now, total if current is None else current)
+                return self._late_nonfinite(step, epoch, now)
             self._check_total(step, epoch, total)
         return None
 
     def _check_total(self, step: int, epoch: int, total: float) -> None:
         self._check_exploding(step, epoch, total)
         self.totals.append(total)
-        if self.config.clip_grad_norm is not None and total > self.config.clip_grad_norm:
-            self.clipped += 1  # clip_grad_norm_ scales the gradients down exactly then
 
-    def _late_nonfinite(self, first: int, epoch: int, now: int, current: float) -> bool:
+    def _late_nonfinite(self, first: int, epoch: int, now: int) -> bool:
         """A NaN/Inf flag read ``now``, set at step ``first`` (``check_every`` > 1)."""
         self.last_total = math.nan
         policy = self.config.on_nonfinite  # stop or warn: skip needs check_every == 1
@@ -325,9 +321,7 @@ class GradMonitor(Observer):
                 f"born; {action}"
             )
             self._emit(Finding(first, epoch, "nonfinite", "error", msg))
-        skip = policy == "stop" or (
-            not math.isfinite(current) and self.config.clip_grad_norm is not None
-        )
+        skip = policy == "stop"  # under --clip-grad-norm the loop skips a NaN/Inf update itself
         self.skipped += skip
         return skip
 
@@ -357,7 +351,6 @@ class GradMonitor(Observer):
         return {
             "totals": list(self.totals),
             "skipped": self.skipped,
-            "clipped": self.clipped,
             "last_total": self.last_total,
             "no_grad": self._nograd.state_dict(),
             "diagnosed": self._diagnosed,
@@ -375,7 +368,7 @@ class GradMonitor(Observer):
         """Restore what :meth:`state_dict` saved."""
         window = self.config.median_window
         self.totals = deque(state["totals"], maxlen=window)
-        self.skipped, self.clipped = int(state["skipped"]), int(state["clipped"])
+        self.skipped = int(state["skipped"])
         self.last_total = float(state["last_total"])
         if "no_grad" in state:  # older checkpoints kept a flag only; look again then
             self._nograd.load_state_dict(state["no_grad"])
@@ -438,8 +431,8 @@ class GradMonitor(Observer):
     ) -> bool:  # fmt: skip
         bad = [n for n, v in zip(names, norms.tolist(), strict=True) if not math.isfinite(v)]
         policy = self.config.on_nonfinite
-        skip = policy != "warn" or self.config.clip_grad_norm is not None
-        self.skipped += policy != "warn"
+        skip = policy != "warn"
+        self.skipped += skip
         if self._diagnosed:
             return skip
         self._diagnosed = True
@@ -459,6 +452,7 @@ class GradMonitor(Observer):
         # The loop says when a forward starts: no pre-hook needed on the model (it puts the
         # model's every call on the slow path of Module.__call__: ~1% of a SimpleCNN step).
         self._hooks.remove()
+        self._share_total = state.config.clip_grad_norm is not None
 
     def on_before_forward(self, state: TrainState) -> None:
         self._rng = None
@@ -499,6 +493,7 @@ class GradMonitor(Observer):
 
     def on_after_backward(self, state: TrainState) -> None:
         skip = self.check(state.step, state.epoch, state.inputs, state.targets)
+        state.grad_norm, self._total = self._total, None
         if self._tracer is not None:
             self._masked_in_backward(state)
         hit = self._sentinel_hit
@@ -531,14 +526,6 @@ class GradMonitor(Observer):
     def on_before_step(self, state: TrainState) -> None:
         if self._update_step(state.step) and not state.skip_step:
             self._before = [p.detach().clone() for _, p in self.named]
-        self._clip(state)
-
-    def _clip(self, state: TrainState) -> None:
-        max_norm = self.config.clip_grad_norm
-        if max_norm is None or state.skip_step:
-            return  # a NaN/Inf gradient is never clipped into the weights
-        params = [p for _, p in self.named if p.grad is not None]
-        nn.utils.clip_grad_norm_(params, max_norm)  # counted in _check_total
 
     def _update_ratios(self, state: TrainState) -> None:
         """Per layer ||w_after - w_before|| / ||w_before||: how far one step moved it."""
@@ -598,8 +585,6 @@ class GradMonitor(Observer):
             return  # the loop logs after this step: put the norms in that line
         state.extras["grad_norm_total"] = self.last_total
         state.extras["skipped_steps"] = self.skipped
-        if self.config.clip_grad_norm is not None:
-            state.extras["clipped_steps"] = self.clipped
         layer_norms = getattr(self, "layer_norms", None)
         if layer_norms:
             state.extras["grad_norm"] = dict(layer_norms)

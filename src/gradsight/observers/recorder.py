@@ -104,6 +104,7 @@ class RunRecorder(Observer):
                 "epochs_completed": len(state.history),
                 "steps": state.step,
                 "skipped_steps": state.skipped_steps,
+                "clipped_steps": state.clipped_steps,
                 "model_pt": "not written: non-finite weights in " + ", ".join(bad)
                 if bad
                 else "written",

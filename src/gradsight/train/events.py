@@ -55,6 +55,8 @@ class TrainState:
     stop_reason: str | None = None
     skip_step: bool = False  # set before optimizer.step() to leave the weights untouched
     skipped_steps: int = 0  # updates skipped so far (their batches are left out of metrics)
+    clipped_steps: int = 0  # updates whose gradients config.clip_grad_norm scaled down
+    grad_norm: Tensor | None = None  # this step's total gradient norm, if an observer took it
     history: list[EpochRecord] = field(default_factory=list)
     data_generator: torch.Generator | None = None  # draws each epoch's data order
     window: MetricWindow | None = None  # the current epoch's running metrics

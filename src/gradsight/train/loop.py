@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gradsight.data.base import Split
+from gradsight.train.clip import clip_gradients
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.rng import restore_rng
@@ -51,7 +52,7 @@ def train_one_epoch(
     for state.batch_index, (inputs, targets) in enumerate(batches):
         if state.batch_index < skip:  # same order as the interrupted run: skip what it did
             continue
-        state.inputs, state.targets = inputs, targets
+        state.inputs, state.targets, state.grad_norm = inputs, targets, None
         optimizer.zero_grad(set_to_none=True)
         bus.emit("before_forward", state)
         state.outputs = outputs = model(inputs)  # (B, num_classes)
@@ -60,6 +61,8 @@ def train_one_epoch(
         loss.backward()
         bus.emit("after_backward", state)
         bus.emit("before_step", state)
+        if config.clip_grad_norm is not None and not state.skip_step:
+            _clip(state, config.clip_grad_norm)
         skipped = state.skip_step
         if skipped:  # an observer vetoed this update (e.g. a NaN gradient): weights untouched
             state.skip_step = False
@@ -71,6 +74,8 @@ def train_one_epoch(
         if not skipped:
             window.add(loss, outputs, targets)
         if state.step % config.log_every == 0 or state.should_stop:
+            if config.clip_grad_norm is not None:
+                state.extras["clipped_steps"] = state.clipped_steps
             loss_sum, hits, images, seconds = window.flush()
             lr = float(optimizer.param_groups[0]["lr"])
             nan = float("nan")
@@ -85,6 +90,14 @@ def train_one_epoch(
     state.inputs = state.targets = state.outputs = state.loss = None  # free the last graph
     state.window = None
     return window.loss_total / max(window.seen, 1), window.hits_total / max(window.seen, 1)
+
+
+def _clip(state: TrainState, max_norm: float) -> None:
+    """Clip the gradients (reusing the monitor's total norm when it left one); a NaN/Inf
+    total skips the update instead, so it never reaches the weights."""
+    total, go = clip_gradients(state.model.parameters(), max_norm, state.grad_norm)
+    state.skip_step = not go
+    state.clipped_steps += go and total > max_norm
 
 
 @torch.no_grad()
@@ -108,6 +121,7 @@ def evaluate(
 def _resume_into(state: TrainState, generator: torch.Generator, resume: ResumePoint) -> None:
     """Put the loop's position and data order where ``resume`` left them."""
     state.step, state.skipped_steps = resume.step, resume.skipped_steps
+    state.clipped_steps = resume.clipped_steps
     state.history = list(resume.history)
     state.window = resume.window
     generator.set_state(resume.data_order_state)

@@ -97,3 +97,4 @@ class ResumePoint:
     data_order_state: Tensor  # the data generator's state at the start of ``epoch``
     window: MetricWindow  # metrics of ``epoch`` so far
     rng: dict[str, Any]  # from :func:`gradsight.train.rng.capture_rng`
+    clipped_steps: int = 0  # absent from checkpoints written before the loop clipped

@@ -1,0 +1,44 @@
+"""Gradient clipping as the loop does it: between ``backward()`` and ``step()``, and never a
+NaN/Inf gradient into the weights."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+__all__ = ["clip_gradients"]
+
+
+def clip_gradients(
+    parameters: Iterable[Tensor], max_norm: float, total: Tensor | None = None
+) -> tuple[float, bool]:
+    """Scale the gradients down so their total L2 norm is at most ``max_norm``.
+
+    Args:
+        parameters: the parameters whose ``.grad`` is clipped (those without one are left).
+        max_norm: the largest total norm let through.
+        total: their total norm when already computed (the monitor's), else it is computed.
+
+    Returns:
+        ``(total norm, go)``. ``go`` is False when the total is NaN/Inf: no scaling can take
+        a NaN out of a gradient, so the gradients are left as they are and the update must
+        be skipped. Reading the total is one host sync per call.
+
+    >>> w = torch.zeros(4, requires_grad=True)
+    >>> w.grad = torch.full((4,), 3.0)
+    >>> clip_gradients([w], 1.0), round(float(w.grad.norm()), 4)
+    ((6.0, True), 1.0)
+    """
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return 0.0, True
+    if total is None:
+        total = torch.nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
+    value = float(total)
+    if not math.isfinite(value):
+        return value, False
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return value, True
