@@ -10,18 +10,29 @@ from typing import Any
 
 from gradsight.errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "TrainConfig", "check_nonfinite_every"]
+__all__ = ["NONFINITE_POLICIES", "OPTIMIZERS", "TrainConfig", "check_nonfinite_policy"]
 
 #: Optimizers ``TrainConfig.optimizer`` accepts.
 OPTIMIZERS = ("sgd", "adam")
 
 
-def check_nonfinite_every(every: int, on_nonfinite: str) -> None:
-    """Validate ``--nonfinite-check-every``: a positive int, and 1 for the skip policy.
+#: What to do with a NaN/Inf gradient (``--on-nonfinite``): skip the update and stop the run,
+#: skip the update and go on, or only warn.
+NONFINITE_POLICIES = ("stop", "skip", "warn")
+
+
+def check_nonfinite_policy(on_nonfinite: str, every: int) -> None:
+    """Validate ``--on-nonfinite`` and ``--nonfinite-check-every`` (a positive int, and 1 for
+    the skip policy, which must decide before every update).
 
     Raises:
         ConfigError: with the bad value and the fix.
     """
+    if on_nonfinite not in NONFINITE_POLICIES:
+        raise ConfigError(
+            f"invalid --on-nonfinite '{on_nonfinite}'. Valid policies: "
+            f"{', '.join(NONFINITE_POLICIES)}"
+        )
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"--nonfinite-check-every must be an integer >= 1, got {every!r}")
     if every > 1 and on_nonfinite == "skip":
@@ -85,11 +96,7 @@ class TrainConfig:
             )
         if self.clip_grad_norm is not None:
             _require_positive("clip_grad_norm", self.clip_grad_norm, "--clip-grad-norm")
-        if self.on_nonfinite not in ("stop", "skip", "warn"):
-            raise ConfigError(
-                f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: stop, skip, warn"
-            )
-        check_nonfinite_every(self.nonfinite_check_every, self.on_nonfinite)
+        check_nonfinite_policy(self.on_nonfinite, self.nonfinite_check_every)
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")
 

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
-from gradsight.config import OPTIMIZERS, TrainConfig
+from gradsight.config import NONFINITE_POLICIES, OPTIMIZERS, TrainConfig
 
 __all__ = ["add_data_model_options", "add_train_options", "config_from_args", "default_run_dir"]
 
@@ -89,7 +89,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     health = parser.add_argument_group("gradient health")
     health.add_argument(
-        "--on-nonfinite", choices=("stop", "skip", "warn"), default=_DEFAULTS.on_nonfinite,
+        "--on-nonfinite", choices=NONFINITE_POLICIES, default=_DEFAULTS.on_nonfinite,
         help="on a NaN/Inf gradient: stop (default; exit code 3, after saving the batch and "
         "naming where it was born), skip that update and go on, or warn and go on",
     )  # fmt: skip

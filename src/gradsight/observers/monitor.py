@@ -22,8 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gradsight.config import check_nonfinite_every
-from gradsight.errors import ConfigError
+from gradsight.config import check_nonfinite_policy
 from gradsight.observers.birthplace import LossFn, RngState, cuda_devices, rng_state
 from gradsight.observers.dead_relu import DeadReluWatch
 from gradsight.observers.findings import Finding
@@ -36,9 +35,7 @@ from gradsight.observers.sentinel import NonFiniteSentinel, SentinelHit
 from gradsight.observers.trace import BackwardTracer
 from gradsight.train.events import Observer, TrainState
 
-__all__ = ["POLICIES", "GradMonitor", "MonitorConfig"]
-
-POLICIES = ("stop", "skip", "warn")
+__all__ = ["GradMonitor", "MonitorConfig"]
 
 
 @dataclass(frozen=True)
@@ -66,12 +63,7 @@ class MonitorConfig:
     check_every: int = 1  # steps between reads of the NaN/Inf flag (a device sync each)
 
     def __post_init__(self) -> None:
-        if self.on_nonfinite not in POLICIES:
-            raise ConfigError(
-                f"invalid --on-nonfinite '{self.on_nonfinite}'. Valid policies: "
-                f"{', '.join(POLICIES)}"
-            )
-        check_nonfinite_every(self.check_every, self.on_nonfinite)
+        check_nonfinite_policy(self.on_nonfinite, self.check_every)
 
 
 def _layer(param_name: str) -> str:
