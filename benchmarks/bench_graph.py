@@ -23,8 +23,8 @@ import torch
 import torchvision
 from torch import nn
 
+from gradsight.autograd.graph import capture_graph
 from gradsight.models import SimpleCNN
-from gradsight.observers.graph import capture_graph
 from gradsight.reports.graph_render import render, to_dot
 
 

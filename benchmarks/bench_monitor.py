@@ -41,8 +41,8 @@ from torch import nn
 
 from gradsight.config import TrainConfig
 from gradsight.data import load_dataset
+from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.models import DeepCNN, SimpleCNN
-from gradsight.observers.monitor import GradMonitor, MonitorConfig
 from gradsight.train import TrainState, build_optimizer
 
 MODES = ("plain", "monitor", "monitor/20", "detect_anomaly")

@@ -29,8 +29,8 @@ import torch
 import torchvision
 from torch import nn
 
+from gradsight.autograd.trace import trace_backward
 from gradsight.models import SimpleCNN
-from gradsight.observers.trace import trace_backward
 
 
 def _timed(model: nn.Module, x: torch.Tensor, backward: Callable[[torch.Tensor], object]) -> float:

@@ -17,13 +17,13 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
+    from gradsight.autograd.graph import capture_backward, capture_graph
+    from gradsight.autograd.trace import trace_backward
     from gradsight.config import TrainConfig
     from gradsight.errors import ConfigError, DataError, DeviceError, GradsightError, ModelError
+    from gradsight.health.findings import Finding
+    from gradsight.health.monitor import GradMonitor, MonitorConfig
     from gradsight.models import DeepCNN, SimpleCNN, build_model
-    from gradsight.observers.findings import Finding
-    from gradsight.observers.graph import capture_backward, capture_graph
-    from gradsight.observers.monitor import GradMonitor, MonitorConfig
-    from gradsight.observers.trace import trace_backward
 
 _LAZY = {
     "TrainConfig": "gradsight.config",
@@ -35,12 +35,12 @@ _LAZY = {
     "DeepCNN": "gradsight.models",
     "SimpleCNN": "gradsight.models",
     "build_model": "gradsight.models",
-    "Finding": "gradsight.observers.findings",
-    "GradMonitor": "gradsight.observers.monitor",
-    "MonitorConfig": "gradsight.observers.monitor",
-    "capture_graph": "gradsight.observers.graph",
-    "capture_backward": "gradsight.observers.graph",
-    "trace_backward": "gradsight.observers.trace",
+    "Finding": "gradsight.health.findings",
+    "GradMonitor": "gradsight.health.monitor",
+    "MonitorConfig": "gradsight.health.monitor",
+    "capture_graph": "gradsight.autograd.graph",
+    "capture_backward": "gradsight.autograd.graph",
+    "trace_backward": "gradsight.autograd.trace",
 }
 
 __all__ = [

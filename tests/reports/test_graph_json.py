@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gradsight.observers.graph_modules import module_view
+from gradsight.autograd.graph_modules import module_view
 from gradsight.reports.graph_json import graph_from_dict, graph_to_dict
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.graph import AutogradGraph, capture_backward
+from gradsight.autograd.graph_modules import module_view
 from gradsight.errors import ConfigError
 from gradsight.models import SimpleCNN
-from gradsight.observers.graph import AutogradGraph, capture_backward
-from gradsight.observers.graph_modules import module_view
-from gradsight.observers.modules import ModuleTracker
 from gradsight.reports import graph_render
 from gradsight.reports.graph_files import graph_bytes
 from gradsight.reports.graph_json import graph_to_dict
@@ -26,7 +26,7 @@ def graph() -> AutogradGraph:
     torch.manual_seed(0)
     model = SimpleCNN(3, 10, 32)
     model.fc.bias.requires_grad_(False)  # one frozen parameter to draw apart
-    with ModuleTracker(model) as tracker:
+    with ModuleAttribution(model) as tracker:
         logits = model(torch.randn(4, 3, 32, 32))
     return capture_backward(nn.functional.cross_entropy(logits, torch.arange(4)), model, tracker)
 

@@ -9,8 +9,8 @@ from typing import Any
 import matplotlib.image
 import pytest
 
-from gradsight.observers import read_metrics
 from gradsight.reports import plots
+from gradsight.train.recorder import read_metrics
 
 
 def _same(a: tuple[float, ...], b: list[Any]) -> bool:

@@ -6,8 +6,8 @@ import re
 import torch
 from torch import nn
 
+from gradsight.autograd.trace import BackwardTrace, trace_backward
 from gradsight.models import SimpleCNN
-from gradsight.observers.trace import BackwardTrace, trace_backward
 from gradsight.reports.graph_render import to_dot
 from gradsight.reports.trace_render import trace_text, trace_to_dict, trace_to_json
 

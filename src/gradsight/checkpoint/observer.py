@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
+from gradsight.autograd.tensors import has_nonfinite
 from gradsight.checkpoint.io import crash_if_requested
 from gradsight.checkpoint.state import Stateful, capture
 from gradsight.checkpoint.store import CheckpointSettings, CheckpointStore
-from gradsight.observers.modules import has_nonfinite
 from gradsight.train.events import EpochRecord, Observer, TrainState
 from gradsight.train.progress import MetricWindow
 
@@ -23,7 +23,7 @@ class CheckpointObserver(Observer):
 
     A step checkpoint is taken just before the next batch's forward pass, once the step's
     metrics are logged, so a resume neither repeats nor loses a ``metrics.jsonl`` line. Put
-    it after the :class:`~gradsight.observers.RunRecorder` in the observer list.
+    it after the :class:`~gradsight.train.recorder.RunRecorder` in the observer list.
 
     A checkpoint is never written while a weight is NaN/Inf (possible with
     ``--on-nonfinite warn``): that save is skipped with a warning, and the last good

@@ -9,10 +9,10 @@ from rich.console import Console
 
 from gradsight.cli.options import add_data_model_options, config_from_args
 from gradsight.errors import ConfigError
-from gradsight.observers.snapshot import trace_of_one_step
 from gradsight.reports.graph_files import LEVELS, graph_bytes
 from gradsight.reports.graph_render import FORMATS
 from gradsight.train import prepare
+from gradsight.train.snapshot import trace_of_one_step
 
 __all__ = ["register", "run_graph"]
 

@@ -21,15 +21,15 @@ from gradsight.cli.options import (
 from gradsight.cli.progress import ProgressDisplay, epoch_table
 from gradsight.config import TrainConfig
 from gradsight.errors import ConfigError
-from gradsight.observers import RunRecorder
-from gradsight.observers.findings import EventLog, Finding
-from gradsight.observers.monitor import GradMonitor, MonitorConfig
-from gradsight.observers.snapshot import FirstStepSnapshot
-from gradsight.observers.tensorboard import TensorBoardLogger, require_tensorboard
+from gradsight.health.findings import EventLog, Finding
+from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
 from gradsight.reports.html import write_report
 from gradsight.reports.plots import write_plots
 from gradsight.train import Observer, fit, prepare
+from gradsight.train.recorder import RunRecorder
+from gradsight.train.snapshot import FirstStepSnapshot
+from gradsight.train.tensorboard import TensorBoardLogger, require_tensorboard
 
 __all__ = ["register", "run_train"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from gradsight.autograd.graph import AutogradGraph
+from gradsight.autograd.graph_modules import module_view
+from gradsight.autograd.trace import BackwardTrace
 from gradsight.errors import ConfigError
-from gradsight.observers.graph import AutogradGraph
-from gradsight.observers.graph_modules import module_view
-from gradsight.observers.trace import BackwardTrace
 from gradsight.reports.graph_json import graph_to_json
 from gradsight.reports.graph_render import FORMATS, GraphvizMissing, render, to_dot
 from gradsight.reports.trace_render import trace_to_json

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from gradsight.observers.graph import AutogradGraph, GraphEdge, GraphNode, NoGradParam, SavedTensor
+from gradsight.autograd.graph import AutogradGraph, GraphEdge, GraphNode, NoGradParam, SavedTensor
 
 __all__ = ["graph_from_dict", "graph_to_dict", "graph_to_json"]
 

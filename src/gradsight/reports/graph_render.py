@@ -14,8 +14,8 @@ import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
 
+from gradsight.autograd.graph import AutogradGraph, GraphEdge, GraphNode
 from gradsight.errors import GradsightError
-from gradsight.observers.graph import AutogradGraph, GraphEdge, GraphNode
 
 __all__ = ["FORMATS", "NORM_SCALE", "GraphvizMissing", "norm_band", "render", "to_dot"]
 

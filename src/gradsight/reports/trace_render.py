@@ -6,8 +6,8 @@ import json
 import math
 from typing import Any
 
-from gradsight.observers.gradstats import GradStats
-from gradsight.observers.trace import BackwardTrace, TraceEvent
+from gradsight.autograd.gradstats import GradStats
+from gradsight.autograd.trace import BackwardTrace, TraceEvent
 
 __all__ = ["trace_text", "trace_to_dict", "trace_to_json"]
 

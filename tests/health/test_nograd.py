@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gradsight import Finding, GradMonitor, MonitorConfig
-from gradsight.observers.nograd import NoGradWatch
+from gradsight.health.nograd import NoGradWatch
 
 
 class Block(nn.Module):

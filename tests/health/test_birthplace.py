@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from gradsight import Finding, GradMonitor, TrainConfig
 from gradsight.data.base import LoadedDataset
-from gradsight.observers.birthplace import locate_nonfinite
+from gradsight.health.birthplace import locate_nonfinite
 from gradsight.train import Prepared, build_optimizer, fit, seed_everything
 
 LossFn = Callable[[nn.Module, Any], Tensor]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradsight.observers.naming import covering_modules, join_limited, nearest, summarize
+from gradsight.health.naming import covering_modules, join_limited, nearest, summarize
 
 EVERY = [
     "conv1.weight", "layer1.0.conv.weight", "layer1.0.bn.weight", "layer1.1.conv.weight",

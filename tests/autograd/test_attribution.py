@@ -4,12 +4,13 @@ import torch
 import torchvision
 from torch import nn
 
-from gradsight.observers.modules import ModuleTracker, has_nonfinite
+from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.tensors import has_nonfinite
 
 
 def test_innermost_module_and_root_ops() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
-    with ModuleTracker(model) as tracker:
+    with ModuleAttribution(model) as tracker:
         out = model(torch.randn(5, 3)).sum()
     addmm = out.grad_fn.next_functions[0][0]  # type: ignore[union-attr]
     assert tracker.module_of(addmm) == "2.0"
@@ -21,7 +22,7 @@ def test_innermost_module_and_root_ops() -> None:
 
 def test_resnet_residual_add_and_reused_relu() -> None:
     model = torchvision.models.resnet18(num_classes=10).eval()
-    with ModuleTracker(model) as tracker:
+    with ModuleAttribution(model) as tracker:
         model(torch.randn(1, 3, 32, 32))
     by_module: dict[tuple[str, int], list[str]] = {}
     for node, name in tracker.owner.items():

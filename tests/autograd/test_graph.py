@@ -11,10 +11,10 @@ import torch
 import torchvision
 from torch import nn
 
+from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.graph import AutogradGraph, GraphCapture, capture_backward, capture_graph
+from gradsight.autograd.graph_modules import module_view
 from gradsight.models import DeepCNN, SimpleCNN
-from gradsight.observers.graph import AutogradGraph, GraphCapture, capture_backward, capture_graph
-from gradsight.observers.graph_modules import module_view
-from gradsight.observers.modules import ModuleTracker
 
 ARTICLE_CHAIN = [
     "NllLossBackward0",
@@ -27,11 +27,11 @@ ARTICLE_CHAIN = [
 ]
 
 
-def _article_step(seed: int = 0) -> tuple[SimpleCNN, torch.Tensor, ModuleTracker]:
+def _article_step(seed: int = 0) -> tuple[SimpleCNN, torch.Tensor, ModuleAttribution]:
     torch.manual_seed(seed)
     model = SimpleCNN(3, 10, 32)
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    with ModuleTracker(model) as tracker:
+    with ModuleAttribution(model) as tracker:
         logits = model(x)
     return model, nn.functional.cross_entropy(logits, y), tracker
 

@@ -7,8 +7,8 @@ from torch import Tensor, nn
 
 from gradsight.config import TrainConfig
 from gradsight.data.base import LoadedDataset
-from gradsight.observers.monitor import GradMonitor, MonitorConfig
-from gradsight.observers.sentinel import NonFiniteSentinel, SentinelHit, op_name
+from gradsight.health.monitor import GradMonitor, MonitorConfig
+from gradsight.health.sentinel import NonFiniteSentinel, SentinelHit, op_name
 from gradsight.train import Prepared, build_optimizer, fit, seed_everything
 
 

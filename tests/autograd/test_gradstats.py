@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gradsight.observers.gradstats import (
+from gradsight.autograd.gradstats import (
     Meter,
     Queued,
     Scratch,

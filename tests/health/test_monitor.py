@@ -13,9 +13,9 @@ from gradsight.checkpoint import load_checkpoint, save_checkpoint
 from gradsight.config import TrainConfig
 from gradsight.data.base import LoadedDataset
 from gradsight.errors import ConfigError
+from gradsight.health.findings import Finding
+from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.models import SimpleCNN
-from gradsight.observers.findings import Finding
-from gradsight.observers.monitor import GradMonitor, MonitorConfig
 from gradsight.train import (
     Observer,
     Prepared,

@@ -10,10 +10,10 @@ import torchvision
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.trace import BackwardTracer, trace_backward
+from gradsight.autograd.trace_explain import facts_before
 from gradsight.models import SimpleCNN
-from gradsight.observers.modules import ModuleTracker
-from gradsight.observers.trace import BackwardTracer, trace_backward
-from gradsight.observers.trace_explain import facts_before
 
 EXPECTED = [
     ("NllLossBackward0", None),
@@ -31,11 +31,11 @@ EXPECTED = [
 ]
 
 
-def _article(seed: int = 0) -> tuple[SimpleCNN, torch.Tensor, torch.Tensor, ModuleTracker]:
+def _article(seed: int = 0) -> tuple[SimpleCNN, torch.Tensor, torch.Tensor, ModuleAttribution]:
     torch.manual_seed(seed)
     model = SimpleCNN(3, 10, 32)
     x = torch.randn(4, 3, 32, 32)
-    with ModuleTracker(model) as modules:
+    with ModuleAttribution(model) as modules:
         logits = model(x)
     loss = nn.functional.cross_entropy(logits, torch.tensor([0, 3, 5, 9]))
     return model, x, loss, modules

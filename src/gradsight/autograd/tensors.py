@@ -1,0 +1,51 @@
+"""Walk the tensors inside a module's inputs or outputs (tuples, lists, dicts), and ask
+whether any holds NaN/Inf."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.autograd.graph import Node
+
+__all__ = ["grad_fns", "has_nonfinite", "tensors_in"]
+
+
+def tensors_in(value: Any) -> Iterator[torch.Tensor]:
+    """Yield every tensor inside ``value`` (a tensor, or tuples, lists and dicts of them)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from tensors_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from tensors_in(item)
+
+
+def has_nonfinite(value: Any) -> bool:
+    """Return whether a floating-point tensor inside ``value`` holds NaN or Inf.
+
+    A tensor's sum is NaN/Inf whenever an entry is, and costs one reduction without a
+    temporary (``isfinite(t).all()`` allocates a bool tensor: 1-2 ms for 1M entries on the
+    CPU, against ~30 us); only a non-finite sum, which a finite tensor gives when the sum
+    overflows, is confirmed by the exact check.
+    """
+    return any(
+        t.is_floating_point()
+        and t.numel() > 0
+        and not math.isfinite(
+            float(t.detach().sum(dtype=torch.float32 if t.element_size() < 4 else None))
+        )
+        and not bool(torch.isfinite(t).all())
+        for t in tensors_in(value)
+    )
+
+
+def grad_fns(value: Any) -> Iterator[Node]:
+    """Yield the ``grad_fn`` of every tensor inside ``value`` (tensors, tuples, lists, dicts)."""
+    for tensor in tensors_in(value):
+        if tensor.grad_fn is not None:
+            yield tensor.grad_fn
