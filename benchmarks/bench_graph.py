@@ -23,7 +23,7 @@ import torch
 import torchvision
 from torch import nn
 
-from gradsight.autograd.graph import capture_graph
+from gradsight.autograd.capture import capture_graph
 from gradsight.models import SimpleCNN
 from gradsight.reports.graph_render import render, to_dot
 

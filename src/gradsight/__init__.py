@@ -17,7 +17,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from gradsight.autograd.graph import capture_backward, capture_graph
+    from gradsight.autograd.capture import capture_backward, capture_graph
     from gradsight.autograd.trace import trace_backward
     from gradsight.config import TrainConfig
     from gradsight.errors import ConfigError, DataError, DeviceError, GradsightError, ModelError
@@ -38,8 +38,8 @@ _LAZY = {
     "Finding": "gradsight.health.findings",
     "GradMonitor": "gradsight.health.monitor",
     "MonitorConfig": "gradsight.health.monitor",
-    "capture_graph": "gradsight.autograd.graph",
-    "capture_backward": "gradsight.autograd.graph",
+    "capture_graph": "gradsight.autograd.capture",
+    "capture_backward": "gradsight.autograd.capture",
     "trace_backward": "gradsight.autograd.trace",
 }
 
@@ -65,5 +65,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if name in ("capture_graph", "capture_backward", "trace_backward"):
+            import_module("gradsight.reports.graph_render")  # graphs then show in Jupyter
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gradsight' has no attribute {name!r}")

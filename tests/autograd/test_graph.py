@@ -12,7 +12,8 @@ import torchvision
 from torch import nn
 
 from gradsight.autograd.attribution import ModuleAttribution
-from gradsight.autograd.graph import AutogradGraph, GraphCapture, capture_backward, capture_graph
+from gradsight.autograd.capture import GraphCapture, capture_backward, capture_graph
+from gradsight.autograd.graph import AutogradGraph
 from gradsight.autograd.graph_modules import module_view
 from gradsight.models import DeepCNN, SimpleCNN
 

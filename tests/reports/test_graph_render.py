@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from gradsight.autograd.attribution import ModuleAttribution
-from gradsight.autograd.graph import AutogradGraph, capture_backward
+from gradsight.autograd.capture import capture_backward
+from gradsight.autograd.graph import AutogradGraph
 from gradsight.autograd.graph_modules import module_view
 from gradsight.errors import ConfigError
 from gradsight.models import SimpleCNN

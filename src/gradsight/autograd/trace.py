@@ -19,8 +19,9 @@ from torch import Tensor, nn
 from torch.autograd.graph import Node
 
 from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.capture import GraphCapture
 from gradsight.autograd.gradstats import GradStats, Meter, Stat, reshaped
-from gradsight.autograd.graph import AutogradGraph, GraphCapture
+from gradsight.autograd.graph import AutogradGraph
 from gradsight.autograd.handles import HookHandle
 from gradsight.autograd.trace_explain import explain, facts_before, needs_facts, static_facts
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.autograd.graph import Node
 
+from gradsight.autograd.capture import behind_hook
 from gradsight.autograd.gradstats import GradStats, Scratch, count_where, dense_view
-from gradsight.autograd.graph import behind_hook
 
 __all__ = ["explain", "facts_before", "needs_facts", "static_facts"]
 

@@ -11,9 +11,9 @@ import torch
 
 from gradsight.config import TrainConfig
 from gradsight.errors import CheckpointError
+from gradsight.rng import capture_rng
 from gradsight.train.events import EpochRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
-from gradsight.train.rng import capture_rng
 from gradsight.train.setup import Prepared
 
 __all__ = ["Checkpoint", "Stateful", "capture"]

@@ -11,7 +11,7 @@ from gradsight.data import DEFAULT_DATASET, load_dataset
 from gradsight.errors import ConfigError
 from gradsight.explain.config import ExplainConfig
 from gradsight.models import SimpleCNN
-from gradsight.train.setup import seed_everything
+from gradsight.rng import seed_everything
 
 __all__ = ["ARTICLE_CLASSES", "ARTICLE_IMAGE", "ExplainBatch", "Setting", "load_batch"]
 

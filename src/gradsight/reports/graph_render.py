@@ -13,11 +13,14 @@ import shutil
 import subprocess
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from gradsight.autograd.graph import AutogradGraph, GraphEdge, GraphNode
 from gradsight.errors import GradsightError
 
-__all__ = ["FORMATS", "NORM_SCALE", "GraphvizMissing", "norm_band", "render", "to_dot"]
+__all__ = [
+    "FORMATS", "NORM_SCALE", "GraphvizMissing", "mimebundle", "norm_band", "render", "to_dot",
+]  # fmt: skip
 
 FORMATS = ("svg", "png", "dot", "json")
 
@@ -233,3 +236,19 @@ def render(dot_source: str, fmt: str, *, timeout: float = 120.0) -> bytes:
     if proc.returncode != 0:
         raise GradsightError(f"dot failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
     return proc.stdout
+
+
+def mimebundle(graph: AutogradGraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    """Show ``graph`` in Jupyter: SVG when Graphviz is installed, else a text summary."""
+    text = f"AutogradGraph({len(graph.nodes)} nodes, {len(graph.edges)} edges, {graph.level})"
+    try:
+        svg = render(to_dot(graph), "svg").decode("utf-8")
+    except GraphvizMissing:
+        return {"text/plain": text}
+    return {"image/svg+xml": svg, "text/plain": text}
+
+
+# The graph's data model knows nothing of rendering (it sits below this module); Jupyter
+# looks for this method on the class, which it finds once the renderer is loaded. The top
+# level ``gradsight.capture_graph`` & co. load it.
+setattr(AutogradGraph, "_repr_mimebundle_", mimebundle)  # noqa: B010

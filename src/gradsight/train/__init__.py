@@ -1,5 +1,6 @@
 """The training loop, its events, and the setup that turns a config into ready objects."""
 
+from gradsight.rng import seed_everything
 from gradsight.train.device import resolve_device
 from gradsight.train.events import (
     EVENTS,
@@ -10,7 +11,7 @@ from gradsight.train.events import (
     TrainState,
 )
 from gradsight.train.loop import TrainResult, evaluate, fit, train_one_epoch
-from gradsight.train.setup import Prepared, build_optimizer, prepare, seed_everything
+from gradsight.train.setup import Prepared, build_optimizer, prepare
 
 __all__ = [
     "EVENTS",

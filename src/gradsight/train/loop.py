@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from gradsight.data.base import Split
+from gradsight.rng import restore_rng
 from gradsight.train.clip import clip_gradients
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
-from gradsight.train.rng import restore_rng
 from gradsight.train.setup import Prepared
 
 __all__ = ["TrainResult", "evaluate", "fit", "train_one_epoch"]

@@ -1,40 +1,5 @@
-"""Capture and restore every global random generator: Python, NumPy, torch CPU and CUDA."""
+"""Deprecated: moved to :mod:`gradsight.rng` in 0.2 (this path goes in 0.3)."""
 
-from __future__ import annotations
+from gradsight._deprecated import alias
 
-import random
-from typing import Any
-
-import numpy as np
-import torch
-
-__all__ = ["capture_rng", "restore_rng"]
-
-
-def capture_rng() -> dict[str, Any]:
-    """Return the state of every global generator, as plain values and tensors.
-
-    NumPy's key array becomes a list of ints, so the result loads with ``weights_only=True``.
-    """
-    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    return {
-        "python": random.getstate(),
-        "numpy": (str(kind), [int(k) for k in key], int(pos), int(has_gauss), float(gauss)),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng(states: dict[str, Any]) -> None:
-    """Set every global generator to ``states`` from :func:`capture_rng`.
-
-    CUDA states are restored only when this machine has as many CUDA devices as were saved.
-    """
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, key, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.array(key, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-    cuda = states.get("cuda") or []
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+alias(__name__, "gradsight.rng")

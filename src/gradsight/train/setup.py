@@ -6,10 +6,8 @@ Everything that can fail on bad input fails here, before a run folder is created
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -17,6 +15,7 @@ from gradsight.config import TrainConfig
 from gradsight.data import LoadedDataset, TensorSplit, load_dataset
 from gradsight.errors import ConfigError
 from gradsight.models import build_model, check_model_fits
+from gradsight.rng import seed_everything
 from gradsight.train.device import resolve_device
 
 __all__ = [
@@ -24,19 +23,11 @@ __all__ = [
     "Prepared",
     "build_optimizer",
     "prepare",
-    "seed_everything",
     "set_deterministic",
 ]
 
 #: The cuBLAS workspace setting deterministic CUDA matmuls need.
 CUBLAS_WORKSPACE = ":4096:8"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and every CUDA device) generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def set_deterministic(enabled: bool) -> None:

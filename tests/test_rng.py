@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from gradsight.train.rng import capture_rng, restore_rng
+from gradsight.rng import capture_rng, restore_rng
 
 
 def _draw() -> tuple[float, float, list[float]]:
