@@ -11,7 +11,7 @@ import pytest
 from gradsight.autograd.attribution import ModuleAttribution
 from gradsight.autograd.trace import trace_backward
 from gradsight.health.monitor import GradMonitor
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 
 def _fresh(name: str) -> object:

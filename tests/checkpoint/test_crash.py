@@ -20,7 +20,7 @@ import torch
 from gradsight.checkpoint import load_checkpoint
 from gradsight.checkpoint.io import CRASH_ENV
 from gradsight.cli import ExitCode, main
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 ARGS = ["--data", "synthetic", "--epochs", "2", "--batch-size", "32", "--device", "cpu"]
 ARGS += ["--log-every", "4", "--checkpoint-every", "3", "--quiet"]

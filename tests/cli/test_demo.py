@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from gradsight.cli import main
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 
 def _train(out: Path) -> list[dict[str, object]]:

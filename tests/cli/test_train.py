@@ -15,7 +15,7 @@ import torch
 
 from gradsight.checkpoint import load_checkpoint
 from gradsight.cli import ExitCode, main
-from gradsight.train.recorder import RUN_FILES, read_metrics
+from gradsight.train.runfiles import RUN_FILES, read_metrics
 
 FAST = ["--data", "synthetic", "--epochs", "2", "--batch-size", "32", "--device", "cpu"]
 

@@ -10,7 +10,7 @@ import matplotlib.image
 import pytest
 
 from gradsight.reports import plots
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 
 def _same(a: tuple[float, ...], b: list[Any]) -> bool:

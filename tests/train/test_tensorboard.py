@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gradsight.cli import main
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import (

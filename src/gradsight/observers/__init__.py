@@ -4,7 +4,8 @@ trace, statistics), :mod:`gradsight.health` (monitor and its checks) and
 
 import warnings
 
-from gradsight.train.recorder import RUN_FILES, RunRecorder, read_metrics
+from gradsight.train.recorder import RunRecorder
+from gradsight.train.runfiles import RUN_FILES, read_metrics
 
 __all__ = ["RUN_FILES", "RunRecorder", "read_metrics"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gradsight.train.recorder import read_metrics
+from gradsight.train.runfiles import read_metrics
 
 __all__ = [
     "CurveData",

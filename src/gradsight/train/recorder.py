@@ -15,12 +15,10 @@ import torch
 from gradsight.env import collect_env
 from gradsight.train.events import EpochRecord, Observer, StepRecord, TrainState
 
-__all__ = ["RUN_FILES", "RunRecorder", "read_metrics"]
+__all__ = ["RunRecorder"]
+
 
 #: The files every run folder holds once training ends.
-RUN_FILES = ("config.json", "env.json", "metrics.jsonl", "model.pt", "summary.json")
-
-
 def _json_safe(value: Any) -> Any:
     """Map NaN/Inf floats (also inside dicts) to None so every line stays valid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -32,12 +30,6 @@ def _json_safe(value: Any) -> Any:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read ``metrics.jsonl`` back as a list of dicts (one per line)."""
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 class RunRecorder(Observer):
