@@ -20,6 +20,7 @@ def _fresh(name: str) -> object:
     return importlib.import_module(name)
 
 
+@pytest.mark.filterwarnings("ignore:gradsight.observers moved in")  # the package's own
 @pytest.mark.parametrize(
     ("old", "name", "new"),
     [

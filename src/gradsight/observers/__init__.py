@@ -10,9 +10,9 @@ from gradsight.train.runfiles import RUN_FILES, read_metrics
 __all__ = ["RUN_FILES", "RunRecorder", "read_metrics"]
 
 warnings.warn(
-    "gradsight.observers moved in gradsight 0.2: RunRecorder, read_metrics and RUN_FILES to "
-    "gradsight.train.recorder, the rest to gradsight.autograd and gradsight.health (the old "
-    "path goes in 0.3)",
+    "gradsight.observers moved in gradsight 0.2: RunRecorder to gradsight.train.recorder, "
+    "read_metrics and RUN_FILES to gradsight.train.runfiles, the rest to gradsight.autograd "
+    "and gradsight.health (the old path goes in 0.3)",
     DeprecationWarning,
     stacklevel=2,
 )
