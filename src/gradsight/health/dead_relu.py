@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from gradsight.autograd.handles import HookHandle
+from gradsight.health.findings import Finding
 
 __all__ = ["DeadReluWatch"]
 
@@ -43,6 +44,19 @@ class DeadReluWatch:
         out = {name: 1.0 - float(alive.double().mean()) for name, alive in self.alive.items()}
         self.alive = {}
         return out
+
+    def findings(self, step: int, epoch: int, window: int, fraction: float) -> list[Finding]:
+        """Warn for each ReLU module more than ``fraction`` of whose units never fired in the
+        ``window`` steps since the last call; then start a new window."""
+        found = []
+        for name, dead in self.dead_fractions().items():
+            if dead > fraction:
+                msg = (
+                    f"{name}: {dead:.0%} of its units never fired in the last {window} steps "
+                    "(dead ReLUs: lower the lr, check the init, or try LeakyReLU)"
+                )
+                found.append(Finding(step, epoch, "dead_relu", "warning", msg, name, value=dead))
+        return found
 
     def state_dict(self) -> dict[str, Tensor]:
         """The current window: per module, which units fired so far (CPU bool tensors)."""

@@ -1,0 +1,37 @@
+"""The monitor's thresholds and policies, one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradsight.config import check_nonfinite_policy
+
+__all__ = ["MonitorConfig"]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds and policies of :class:`~gradsight.health.monitor.GradMonitor`.
+
+    Raises:
+        ConfigError: an unknown policy or a bad ``check_every``.
+    """
+
+    on_nonfinite: str = "stop"  # stop: skip the update and stop; skip: drop it, go on; warn
+    explode_norm: float = 1e3  # total gradient norm above this is exploding
+    explode_factor: float = 10.0  # ... or above this many times its running median
+    median_window: int = 50  # steps in the running median
+    warmup_steps: int = 5  # steps before the factor test applies
+    vanish_ratio: float = 1e-6  # layer ||grad|| / ||weight|| below this is vanishing ...
+    vanish_checks: int = 3  # ... for this many log intervals in a row
+    log_every: int = 20
+    sentinel_every: int = 200  # steps between forward NaN sentinels (0: first step only)
+    update_every: int = 100  # steps between per-layer update/weight ratios (0: never)
+    update_band: tuple[float, float] = (1e-5, 1e-1)  # warn outside; healthy is about 1e-3
+    dead_relu: bool = False  # opt-in: forward hooks on every nn.ReLU
+    dead_relu_every: int = 100  # steps in a dead-ReLU window
+    dead_relu_fraction: float = 0.5  # warn when more units than this never fired
+    check_every: int = 1  # steps between reads of the NaN/Inf flag (a device sync each)
+
+    def __post_init__(self) -> None:
+        check_nonfinite_policy(self.on_nonfinite, self.check_every)
