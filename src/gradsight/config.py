@@ -77,6 +77,11 @@ class TrainConfig:
     clip_grad_norm: float | None = None  # clip the total gradient norm to this before each step
     on_nonfinite: str = "stop"  # NaN/Inf gradient: stop, skip the update, or warn
     nonfinite_check_every: int = 1  # steps between reads of the NaN/Inf flag (device syncs)
+    watch_dead_relu: bool = False  # the monitor's forward hooks on every nn.ReLU
+    checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends)
+    keep_checkpoints: int = 3  # numbered checkpoints kept besides last.pt
+    tensorboard: bool = False  # TensorBoard event files in RUN_DIR/tensorboard
+    tensorboard_hist_every: int = 100  # steps between gradient histograms (0: none)
 
     def __post_init__(self) -> None:
         _require_positive("lr", self.lr, "--lr")
@@ -97,6 +102,10 @@ class TrainConfig:
         if self.clip_grad_norm is not None:
             _require_positive("clip_grad_norm", self.clip_grad_norm, "--clip-grad-norm")
         check_nonfinite_policy(self.on_nonfinite, self.nonfinite_check_every)
+        if self.tensorboard_hist_every < 0:
+            raise ConfigError(
+                f"--tensorboard-hist-every must be >= 0, got {self.tensorboard_hist_every}"
+            )
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")
 

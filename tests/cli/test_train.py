@@ -276,3 +276,25 @@ def test_resume_refuses_options_that_would_be_ignored(tmp_path: Path) -> None:
     code, _, err = run_cli("train", "--resume", str(run), "--lr", "0.5")
     assert code == 2 and "--lr 0.5 differs from the saved 0.01" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_monitor_and_checkpoint_options_are_saved_and_kept_on_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["--watch-dead-relu", "--keep-checkpoints", "2", "--checkpoint-every", "3"]
+    code, _, err = run_cli("train", *FAST, *args, "--out", str(run))
+    assert code == 0, err
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["watch_dead_relu"], saved["keep_checkpoints"], saved["checkpoint_every"]) == (
+        True, 2, 3,
+    )  # fmt: skip
+    code, _, err = run_cli("train", "--resume", str(run), "--keep-checkpoints", "5")
+    assert code == 2
+    assert "--keep-checkpoints 5 differs from the saved 2; drop it" in err
+
+
+def test_bad_histogram_interval_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        "train", *FAST, "--tensorboard-hist-every", "-1", "--out", str(tmp_path / "r")
+    )
+    assert code == 2 and "--tensorboard-hist-every must be >= 0, got -1" in err
+    assert not (tmp_path / "r").exists()

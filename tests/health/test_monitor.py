@@ -64,7 +64,7 @@ def _run(
     config = TrainConfig(**{"batch_size": 16, "epochs": 1, "log_every": 2, **cfg})  # type: ignore[arg-type]
     seed_everything(0)
     prepared = Prepared(config, data, model, build_optimizer(config, model), torch.device("cpu"))
-    mcfg = MonitorConfig(on_nonfinite=config.on_nonfinite, log_every=2)
+    mcfg = MonitorConfig.of(config)  # log_every=2 from the config
     monitor = GradMonitor(model, mcfg, run_dir=tmp)
     result = fit(prepared, [monitor])
     return monitor, result.status, result.steps

@@ -22,12 +22,14 @@ from gradsight.train.progress import ResumePoint
 __all__ = ["Resumed", "checkpoint_settings", "find_resume"]
 
 
-def checkpoint_settings(args: argparse.Namespace, run_dir: Path) -> CheckpointSettings:
-    """Return the checkpoint settings the options ask for (default folder ``<run>/checkpoints``)."""
+def checkpoint_settings(
+    config: TrainConfig, directory: Path | None, run_dir: Path
+) -> CheckpointSettings:
+    """Return the checkpoint settings of ``config`` (default folder ``<run>/checkpoints``)."""
     return CheckpointSettings(
-        directory=args.checkpoint_dir or run_dir / "checkpoints",
-        every=args.checkpoint_every,
-        keep=args.keep_checkpoints,
+        directory=directory or run_dir / "checkpoints",
+        every=config.checkpoint_every,
+        keep=config.keep_checkpoints,
     )
 
 

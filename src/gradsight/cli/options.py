@@ -68,14 +68,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--quiet", action="store_true", help="print only the final summary")
     ckpt = parser.add_argument_group("checkpoints and reproducibility")
     ckpt.add_argument(
-        "--checkpoint-every", type=int, default=0, metavar="N",
+        "--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every, metavar="N",
         help="also checkpoint every N optimizer steps (default 0: only at epoch ends)",
     )  # fmt: skip
     ckpt.add_argument(
         "--checkpoint-dir", type=Path, metavar="DIR", help="default: RUN_DIR/checkpoints"
     )
     ckpt.add_argument(
-        "--keep-checkpoints", type=int, default=3, metavar="K",
+        "--keep-checkpoints", type=int, default=_DEFAULTS.keep_checkpoints, metavar="K",
         help="numbered checkpoints to keep besides last.pt (default 3)",
     )  # fmt: skip
     ckpt.add_argument(

@@ -31,6 +31,7 @@ from gradsight.train.recorder import RunRecorder
 from gradsight.train.snapshot import FirstStepSnapshot
 from gradsight.train.tensorboard import TensorBoardLogger, require_tensorboard
 
+_DEFAULTS = TrainConfig()
 __all__ = ["register", "run_train"]
 
 
@@ -51,7 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also write TensorBoard event files into RUN_DIR/tensorboard",
     )  # fmt: skip
     tb.add_argument(
-        "--tensorboard-hist-every", type=int, default=100, metavar="N",
+        "--tensorboard-hist-every", type=int, default=_DEFAULTS.tensorboard_hist_every,
+        metavar="N",
         help="steps between gradient histograms with --tensorboard; 0: none (default 100)",
     )  # fmt: skip
     parser.set_defaults(command=run_train)
@@ -88,19 +90,17 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     Every input is checked (config, data, model, device) before the run folder is created,
     so bad input leaves nothing behind.
     """
-    if args.tensorboard:
-        require_tensorboard()
-    if args.tensorboard_hist_every < 0:
-        raise ConfigError(
-            f"--tensorboard-hist-every must be >= 0, got {args.tensorboard_hist_every}"
-        )
+    given = config_from_args(args)
     resumed = find_resume(args, out) if args.resume else None
     if resumed is not None:
-        _refuse_changed_options(config_from_args(args), resumed.config)
-    config = resumed.config if resumed else config_from_args(args)
+        _refuse_changed_options(given, resumed.config)
+    config = resumed.config if resumed else given
+    if config.tensorboard:
+        require_tensorboard()
     run_dir: Path = resumed.run_dir if resumed else args.out or default_run_dir(config)
     if resumed is None:
         _check_run_dir(run_dir)
+    settings = checkpoint_settings(config, args.checkpoint_dir, run_dir)
     prepared = prepare(config)
     start = resumed.restore(prepared, err) if resumed else None
     info = prepared.data.info
@@ -119,15 +119,7 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         _show(out, finding)
 
     monitor = GradMonitor(
-        prepared.model,
-        MonitorConfig(
-            on_nonfinite=config.on_nonfinite,
-            log_every=config.log_every,
-            check_every=config.nonfinite_check_every,
-            dead_relu=args.watch_dead_relu,
-        ),
-        on_finding=report,
-        run_dir=run_dir,
+        prepared.model, MonitorConfig.of(config), on_finding=report, run_dir=run_dir
     )
     if resumed is not None and (saved := resumed.checkpoint.observer_state("monitor")):
         monitor.load_state_dict(saved)  # its medians and what it already reported
@@ -137,9 +129,8 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         events,
         FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace)),
     ]
-    if args.tensorboard:  # after the monitor, whose grad_norm_total it logs
-        observers.append(TensorBoardLogger(run_dir / "tensorboard", args.tensorboard_hist_every))
-    settings = checkpoint_settings(args, run_dir)
+    if config.tensorboard:  # after the monitor, whose grad_norm_total it logs
+        observers.append(TensorBoardLogger(run_dir / "tensorboard", config.tensorboard_hist_every))
     observers.append(CheckpointObserver(settings, run_dir, {"monitor": monitor}))
     if start is not None:  # the first step's graph and trace belong to the original run
         observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from gradsight.config import check_nonfinite_policy
+from gradsight.config import TrainConfig, check_nonfinite_policy
 
 __all__ = ["MonitorConfig"]
 
@@ -35,3 +36,19 @@ class MonitorConfig:
 
     def __post_init__(self) -> None:
         check_nonfinite_policy(self.on_nonfinite, self.check_every)
+
+    @classmethod
+    def of(cls, config: TrainConfig, **overrides: Any) -> MonitorConfig:
+        """The monitor a training config asks for: its NaN/Inf policy and check interval,
+        log interval and dead-ReLU watch; ``overrides`` set other thresholds.
+
+        >>> MonitorConfig.of(TrainConfig(on_nonfinite="warn", log_every=5)).log_every
+        5
+        """
+        mapped = cls(
+            on_nonfinite=config.on_nonfinite,
+            log_every=config.log_every,
+            check_every=config.nonfinite_check_every,
+            dead_relu=config.watch_dead_relu,
+        )
+        return replace(mapped, **overrides)
