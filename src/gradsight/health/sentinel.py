@@ -102,7 +102,11 @@ class NonFiniteSentinel:
 
     def __init__(self, model: nn.Module) -> None:
         self.hit: SentinelHit | None = None
-        self.stack: list[tuple[str, str]] = []  # (qualified name, class name) of running modules
+        # (qualified name, class name) of the running modules. Not torch.utils.module_tracker:
+        # its ``parents`` is a set (no innermost module), named by class path rather than
+        # qualified name, and it puts multi-grad hooks on every module's inputs and outputs,
+        # i.e. hooks inside the very backward pass a sentinel step also traces.
+        self.stack: list[tuple[str, str]] = []
         self.paused = False
         # tensor -> what it held when last made or read (_Seen)
         self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
