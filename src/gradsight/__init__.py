@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gradsight.health.findings import Finding
     from gradsight.health.monitor import GradMonitor, MonitorConfig
     from gradsight.models import DeepCNN, SimpleCNN, build_model
+    from gradsight.train import fit, prepare
 
 _LAZY = {
     "TrainConfig": "gradsight.config",
@@ -41,6 +42,8 @@ _LAZY = {
     "capture_graph": "gradsight.autograd.capture",
     "capture_backward": "gradsight.autograd.capture",
     "trace_backward": "gradsight.autograd.trace",
+    "prepare": "gradsight.train",
+    "fit": "gradsight.train",
 }
 
 __all__ = [
@@ -59,6 +62,8 @@ __all__ = [
     "build_model",
     "capture_backward",
     "capture_graph",
+    "fit",
+    "prepare",
     "trace_backward",
 ]
 
