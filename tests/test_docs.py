@@ -45,3 +45,22 @@ def test_readme_keeps_the_two_commands() -> None:
     assert "make demo" in text and "make test" in text
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci
+
+
+def test_every_readme_python_block_compiles_and_imports_what_exists() -> None:
+    import ast
+    import importlib
+
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4
+    missing = []
+    for block in blocks:
+        tree = ast.parse(block)  # a syntax error fails here
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gradsight"):
+                assert not node.module.startswith("gradsight.observers"), node.module  # 0.1's
+                module = importlib.import_module(node.module)  # type: ignore[arg-type]
+                missing += [f"{node.module}.{a.name}" for a in node.names
+                            if not hasattr(module, a.name)]  # fmt: skip
+    assert missing == []
