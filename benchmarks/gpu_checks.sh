@@ -5,7 +5,7 @@
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-$PY -m pytest -q -rs tests/train/test_device.py tests/observers/test_trace.py \
-  tests/observers/test_gradstats.py -k "cuda"
+$PY -m pytest -q -rs tests/train/test_device.py tests/autograd/test_trace.py \
+  tests/autograd/test_gradstats.py -k "cuda"
 $PY benchmarks/bench_trace.py --device cuda --repeats 30
 $PY benchmarks/bench_monitor.py --device cuda --steps 400 --deep-steps 200
