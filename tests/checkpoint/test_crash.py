@@ -1,14 +1,17 @@
 """Kill ``gradsight train`` with SIGKILL at exact points, resume, and match an unbroken run.
 
 The crash points come from the test-only ``GRADSIGHT_TEST_CRASH_AT`` hook: ``step:N`` dies
-right after step N, ``write:N`` halfway through writing step N's checkpoint. 512 synthetic
-images in batches of 32 make 16 steps an epoch, 32 in all; checkpoints every 3 steps.
+right after step N, ``write:N`` halfway through writing step N's checkpoint, ``sidecar:N``
+halfway through writing its ``.sha256`` sidecar. 512 synthetic images in batches of 32 make 16
+steps an epoch, 32 in all; checkpoints every 3 steps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -18,6 +21,7 @@ import pytest
 import torch
 
 from gradsight.checkpoint import load_checkpoint
+from gradsight.checkpoint.checksum import sidecar_of
 from gradsight.checkpoint.io import CRASH_ENV
 from gradsight.cli import ExitCode, main
 from gradsight.train.runfiles import read_metrics
@@ -64,20 +68,30 @@ def _assert_same_run(run: Path, reference: Path) -> None:
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)  # bit-identical
     assert _comparable(run) == _comparable(reference)  # no duplicated or missing line
     folder = run / "checkpoints"
-    assert not list(folder.glob(".*.tmp"))
-    steps = [load_checkpoint(p)["step"] for p in sorted(folder.iterdir())]
-    assert steps == [32, 27, 30, 32]  # last.pt, then the kept three
+    kept = ["last.pt", "step-00000027.pt", "step-00000030.pt", "step-00000032.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*kept, *(f"{n}.sha256" for n in kept)]
+    )
+    assert [load_checkpoint(folder / name)["step"] for name in kept] == [32, 27, 30, 32]
+    for name in ("last.pt", "step-00000032.pt"):  # plain torch.load, as for any torch file
+        plain = torch.load(folder / name, weights_only=True)
+        assert plain["step"] == 32 and plain["model"].keys() == ours.keys()
+        assert all(torch.equal(plain["model"][k], ours[k]) for k in ours)
 
 
-@pytest.mark.parametrize("crash_at", ["write:9", "write:16"])
+@pytest.mark.parametrize("crash_at", ["write:9", "write:16", "sidecar:21"])
 def test_crash_during_checkpoint_write_resumes_bit_identical(
     tmp_path: Path, reference: Path, crash_at: str
 ) -> None:
     run = tmp_path / "run"
     _crash(crash_at, *ARGS, "--out", str(run))
+    name = f"step-{int(crash_at.split(':')[1]):08d}.pt"
     left = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert any(name.endswith(".tmp") for name in left)  # it died mid-write
-    _resume(run)
+    assert any(n.endswith(".tmp") for n in left)  # it died mid-write
+    assert f"{name}.sha256" not in left
+    assert (name in left) == crash_at.startswith("sidecar:")  # complete, but unchecked
+    err = _resume(run)
+    assert (f"{name} has no {name}.sha256 beside it" in err) == (name in left)
     _assert_same_run(run, reference)
 
 
@@ -92,6 +106,33 @@ def test_repeated_crashes_and_a_corrupt_checkpoint(tmp_path: Path, reference: Pa
     assert "step-00000021.pt is truncated or corrupted" in err
     assert "dropped 1 line(s) after step 18" in err  # the step-20 line is written again
     _assert_same_run(run, reference)
+
+
+def _as_010(path: Path) -> None:
+    """Rewrite checkpoint ``path`` as gradsight 0.1.0 wrote it: a header line, no sidecar."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    path.write_bytes(b"gradsight-checkpoint 1 %d %s\n" % (len(data), digest.encode()) + data)
+    sidecar_of(path).unlink()
+
+
+def test_run_checkpointed_by_010_resumes_bit_identical(tmp_path: Path, reference: Path) -> None:
+    run = tmp_path / "run"
+    _crash("step:23", *ARGS, "--out", str(run))
+    old = sorted((run / "checkpoints").glob("*.pt"))
+    assert [p.name for p in old] == [
+        "last.pt",
+        "step-00000016.pt",
+        "step-00000018.pt",
+        "step-00000021.pt",
+    ]
+    for path in old:
+        _as_010(path)
+    with pytest.raises(pickle.UnpicklingError):  # the header line: no torch file any more
+        torch.load(old[0], weights_only=True)
+    err = _resume(run)
+    assert "trying an older" not in err  # the newest, step-00000021.pt, loads as it is
+    _assert_same_run(run, reference)  # the 0.1.0 files are pruned or replaced
 
 
 def test_resumed_run_neither_repeats_nor_forgets_monitor_findings(tmp_path: Path) -> None:

@@ -37,7 +37,10 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
         [*RUN_FILES, *graph_files, "checkpoints", "curves.png", "gradflow.png", "report.html"]
     )
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert checkpoints == ["last.pt", "step-00000016.pt", "step-00000032.pt"]  # epoch ends
+    saved = ["last.pt", "step-00000016.pt", "step-00000032.pt"]  # epoch ends
+    assert checkpoints == sorted([*saved, *(f"{name}.sha256" for name in saved)])
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # plain torch.load
+    assert ckpt["step"] == 32 and "conv1.weight" in ckpt["model"]
     graph = json.loads((run / "graph.json").read_text())
     weight = next(n for n in graph["nodes"] if n["name"] == "conv1.weight")
     assert weight["shape"] == [16, 1, 3, 3] and weight["grad_norm"] > 0

@@ -1,14 +1,18 @@
-"""Read and write checkpoint files: a checksummed header, then a ``torch.save`` payload.
+"""Read and write checkpoint files: a plain ``torch.save`` file, and a sidecar that checks it.
 
-A checkpoint file is one header line ``gradsight-checkpoint 1 <size> <sha256>\\n`` followed
-by ``size`` bytes written by ``torch.save``. The size and SHA-256 are checked before anything
-is unpickled, and the payload is loaded with ``torch.load(..., weights_only=True)`` only, so a
-file that would run code when unpickled is refused without running it.
+A checkpoint ``step-00000020.pt`` holds exactly what ``torch.save`` writes for the checkpoint
+dict, so ``torch.load(path, weights_only=True)`` returns it. Its sidecar
+``step-00000020.pt.sha256`` holds the file's size and SHA-256 (see
+:mod:`gradsight.checkpoint.checksum`); it is written after the checkpoint, both atomically,
+so a crash between the two leaves a checkpoint without its check, which is refused like a
+corrupt one. :func:`load_checkpoint` checks size and SHA-256 before anything is unpickled,
+then loads with ``torch.load(..., weights_only=True)`` only, so a file that would run code
+when unpickled is refused without running it. Files from gradsight 0.1.0 (a header line
+``gradsight-checkpoint 1 <size> <sha256>`` before the payload, no sidecar) still load.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -18,17 +22,16 @@ from typing import Any
 
 import torch
 
+from gradsight.checkpoint.checksum import checked_payload, sidecar, sidecar_of
+from gradsight.checkpoint.state import FORMAT
 from gradsight.errors import CheckpointError
 
-__all__ = ["CRASH_ENV", "MAGIC", "atomic_write", "load_checkpoint", "pack", "save_checkpoint"]
-
-MAGIC = b"gradsight-checkpoint"
-_VERSION = 1
-_HEADER_MAX = 200
+__all__ = ["CRASH_ENV", "atomic_write", "load_checkpoint", "save_checkpoint"]
 
 #: Test-only crash hook. ``write:<step>`` kills the process (SIGKILL) halfway through writing
-#: the checkpoint of that step; ``step:<step>`` kills it right after that optimizer step. The
-#: crash tests use it to interrupt a run at exact points; never set it otherwise.
+#: the checkpoint of that step, ``sidecar:<step>`` halfway through writing its sidecar (the
+#: checkpoint itself is complete); ``step:<step>`` kills it right after that optimizer step.
+#: The crash tests use it to interrupt a run at exact points; never set it otherwise.
 CRASH_ENV = "GRADSIGHT_TEST_CRASH_AT"
 
 
@@ -36,12 +39,6 @@ def crash_if_requested(point: str) -> None:
     """SIGKILL this process when :data:`CRASH_ENV` equals ``point`` (test-only)."""
     if os.environ.get(CRASH_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def pack(payload: bytes) -> bytes:
-    """Return ``payload`` behind the checksummed header line."""
-    digest = hashlib.sha256(payload).hexdigest()
-    return b"%s %d %d %s\n" % (MAGIC, _VERSION, len(payload), digest.encode()) + payload
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -75,47 +72,35 @@ def atomic_write(path: Path, data: bytes, crash_point: str | None = None) -> Non
 
 
 def save_checkpoint(paths: list[Path], payload: dict[str, Any], step: int) -> None:
-    """Serialize ``payload`` once and write it atomically to each of ``paths``."""
+    """Serialize ``payload`` once and write it atomically to each of ``paths``, then its sidecar.
+
+    Each checkpoint is complete on disk before its sidecar is written, so a sidecar never
+    vouches for bytes that are not there.
+    """
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    data = pack(buffer.getvalue())
+    data = buffer.getvalue()
     for path in paths:
         atomic_write(path, data, crash_point=f"write:{step}")
-
-
-def _unpack(path: Path, blob: bytes) -> bytes:
-    header, _, payload = blob.partition(b"\n")
-    fields = header[:_HEADER_MAX].split(b" ")
-    if len(fields) != 4 or fields[0] != MAGIC:
-        raise CheckpointError(
-            f"{path} is not a gradsight checkpoint (no '{MAGIC.decode()}' header); "
-            "pass a file from a run's checkpoints/ folder"
-        )
-    size, digest = (
-        int(fields[2]) if fields[2].isdigit() else -1,
-        fields[3].decode("ascii", "replace"),
-    )
-    if len(payload) != size:
-        raise CheckpointError(
-            f"{path} is truncated or corrupted: {len(payload)} bytes, header says {size}"
-        )
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise CheckpointError(f"{path} is corrupted: its SHA-256 does not match its header")
-    return payload
+        atomic_write(sidecar_of(path), sidecar(path.name, data), crash_point=f"sidecar:{step}")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Check and load the checkpoint at ``path`` with ``torch.load(weights_only=True)``.
 
+    ``path`` is checked against its sidecar (or, for a 0.1.0 file, its header line) first.
+
     Raises:
-        CheckpointError: the file is missing, not a checkpoint, truncated, corrupted, or its
-            payload needs arbitrary unpickling (refused without running it).
+        CheckpointError: the file is missing, its sidecar is missing or does not match, it is
+            truncated or corrupted, or its payload needs arbitrary unpickling (refused without
+            running it).
     """
+    path = Path(path)
     try:
-        blob = Path(path).read_bytes()
+        blob = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-    payload = _unpack(path, blob)
+    payload = checked_payload(path, blob)
     try:
         data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -127,6 +112,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     except (RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path} is corrupted: torch.load failed ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != _VERSION:
-        raise CheckpointError(f"{path} holds no gradsight checkpoint format {_VERSION} payload")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} holds no gradsight checkpoint format {FORMAT} payload")
     return data

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gradsight.checkpoint.checksum import sidecar_of
 from gradsight.checkpoint.io import load_checkpoint, save_checkpoint
 from gradsight.checkpoint.state import Checkpoint
 from gradsight.errors import CheckpointError
@@ -62,12 +63,18 @@ class CheckpointStore:
         return stale
 
     def save(self, payload: dict[str, Any]) -> Path:
-        """Write ``payload`` as ``step-NNNNNNNN.pt`` and ``last.pt``; drop the oldest beyond K."""
+        """Write ``payload`` as ``step-NNNNNNNN.pt`` and ``last.pt``; drop the oldest beyond K.
+
+        Each file gets its ``.sha256`` sidecar; a dropped checkpoint loses its sidecar first,
+        so a crash in between leaves a checkpoint that the next save drops, never a stray
+        sidecar.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         step = int(payload["step"])
         path = self.directory / f"step-{step:08d}.pt"
         save_checkpoint([path, self.directory / LAST], payload, step)
         for old in self.numbered()[: -self.keep]:
+            sidecar_of(old).unlink(missing_ok=True)
             old.unlink(missing_ok=True)
         return path
 
