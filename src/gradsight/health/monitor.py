@@ -34,6 +34,13 @@ from gradsight.train.events import Observer, TrainState
 
 __all__ = ["GradMonitor", "MonitorConfig"]  # MonitorConfig: also importable from here
 
+
+def _ends_interval(step: int, every: int) -> bool:
+    """Whether step ``step`` (0-based) is the last of an interval of ``every`` steps, as
+    the loop counts them (it logs once ``step + 1`` steps are done); never for 0."""
+    return every > 0 and (step + 1) % every == 0
+
+
 _COMPILED = (
     "the model is torch.compile'd: the backward of each compiled region is one autograd node "
     "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
@@ -174,7 +181,7 @@ class GradMonitor(Observer):
             self._said_compiled = True
             self._emit(Finding(step, epoch, "compiled", "info", _COMPILED))
         grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
-        log_step = (step + 1) % self.config.log_every == 0
+        log_step = _ends_interval(step, self.config.log_every)
         if not log_step or not grads:  # else _check_layers looks, with the norms
             self._emit(*self._nograd.check(step, epoch, len(grads)))
         if not grads:
@@ -207,7 +214,7 @@ class GradMonitor(Observer):
         return (
             every == 1
             or (step + 1) % every == 0
-            or (step + 1) % self.config.log_every == 0
+            or _ends_interval(step, self.config.log_every)
             or self._masked.active
         )
 
@@ -358,22 +365,21 @@ class GradMonitor(Observer):
         self.remove()
 
     def on_before_step(self, state: TrainState) -> None:
-        every = self.config.update_every
-        if every > 0 and (state.step + 1) % every == 0 and not state.skip_step:
+        if _ends_interval(state.step, self.config.update_every) and not state.skip_step:
             self._updates.before()
 
     def on_after_step(self, state: TrainState) -> None:
-        cfg = self.config
-        if self._relus is not None and state.step % cfg.dead_relu_every == 0:
+        cfg, step = self.config, state.step - 1  # the loop has counted the step just taken
+        if self._relus is not None and _ends_interval(step, cfg.dead_relu_every):
             dead = self._relus.findings(
                 state.step, state.epoch, cfg.dead_relu_every, cfg.dead_relu_fraction
             )
             self._emit(*dead)
         if self._updates.pending:
-            ratios, found = self._updates.after(state.step - 1, state.epoch)
+            ratios, found = self._updates.after(step, state.epoch)
             state.extras["update_ratio"] = ratios
             self._emit(*found)
-        if state.step % cfg.log_every != 0:
+        if not _ends_interval(step, cfg.log_every):
             return  # the loop logs after this step: put the norms in that line
         state.extras["grad_norm_total"] = self.last_total
         state.extras["skipped_steps"] = self.skipped
