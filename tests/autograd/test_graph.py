@@ -257,3 +257,8 @@ def test_a_compiled_model_is_captured_with_its_own_names() -> None:
     graph = capture_backward(loss, model)  # type: ignore[arg-type]
     assert "CompiledFunctionBackward" in graph.op_names()
     assert sorted(n.name for n in graph.params()) == ["fc.bias", "fc.weight"]
+
+
+def test_the_graph_prints_as_a_one_line_summary() -> None:
+    w = torch.ones(2, requires_grad=True)
+    assert repr(capture_graph((w * 2).sum())) == "AutogradGraph(4 nodes, 3 edges, op)"

@@ -74,6 +74,9 @@ class AutogradGraph:
     no_grad_params: list[NoGradParam] = field(default_factory=list)
     level: str = "op"  # "op" or "module"
 
+    def __repr__(self) -> str:
+        return f"AutogradGraph({len(self.nodes)} nodes, {len(self.edges)} edges, {self.level})"
+
     def node(self, node_id: str) -> GraphNode:
         """Return the node with ``node_id``."""
         for n in self.nodes:

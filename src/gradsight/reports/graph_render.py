@@ -240,7 +240,7 @@ def render(dot_source: str, fmt: str, *, timeout: float = 120.0) -> bytes:
 
 def mimebundle(graph: AutogradGraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
     """Show ``graph`` in Jupyter: SVG when Graphviz is installed, else a text summary."""
-    text = f"AutogradGraph({len(graph.nodes)} nodes, {len(graph.edges)} edges, {graph.level})"
+    text = repr(graph)
     try:
         svg = render(to_dot(graph), "svg").decode("utf-8")
     except GraphvizMissing:
