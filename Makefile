@@ -14,7 +14,7 @@ help:
 	@echo "make demo   set up, then train the article's CNN on the bundled Fashion-MNIST subset"
 	@echo "make test   set up, then run the test suite"
 	@echo "make lint   ruff (lint + format check) and mypy"
-	@echo "make bench  run the benchmarks in benchmarks/"
+	@echo "make bench  run the five benchmarks in benchmarks/ on the CPU (minutes); GPU: benchmarks/gpu_checks.sh"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "gradsight needs Python 3.10+"'

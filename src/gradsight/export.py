@@ -42,12 +42,16 @@ def _check_run(run_dir: Path) -> Path:
 def load_run(run_dir: Path) -> Prepared:
     """Rebuild a finished run's model from its ``config.json`` and load its ``model.pt``.
 
+    The model is rebuilt on CPU with ``deterministic`` off: it only runs inference, and
+    ``prepare`` would otherwise switch torch's process-wide deterministic mode on.
+
     Raises:
         ConfigError: ``run_dir`` has no ``config.json`` or ``model.pt``.
     """
     run_dir = _check_run(run_dir)
     config = TrainConfig.load(run_dir / "config.json")
-    prepared = prepare(TrainConfig.from_dict({**config.to_dict(), "device": "cpu"}))
+    overrides = {"device": "cpu", "deterministic": False}
+    prepared = prepare(TrainConfig.from_dict({**config.to_dict(), **overrides}))
     weights = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     prepared.model.load_state_dict(weights)
     prepared.model.eval()

@@ -69,7 +69,9 @@ def test_train_writes_complete_run_folder(tmp_path: Path) -> None:
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert set(epochs[0]) == {
         "kind", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "seconds",
+        "complete",
     }  # fmt: skip
+    assert all(e["complete"] is True for e in epochs)
     assert [s["step"] for s in steps] == list(range(4, 33, 4))  # 16 batches/epoch, 2 epochs
     state = torch.load(run / "model.pt", weights_only=True)
     assert list(state["conv1.weight"].shape) == [16, 1, 3, 3]
@@ -136,7 +138,7 @@ def _bad_model_file(tmp_path: Path) -> Path:
         (["--batch-size", "-4"], "--batch-size must be positive, got -4"),
         (["--epochs", "0"], "--epochs must be positive, got 0"),
         (["--data", "mnist", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir"),
-        (["--model", "nothere.py:Net"], "model file 'nothere.py' does not exist"),
+        (["--model", "nothere.py:Net"], "/nothere.py' does not exist"),
         (["--model", "gradsight.models:Missing"], "has no class 'Missing'"),
         (["--nonfinite-check-every", "0"], "--nonfinite-check-every must be an integer >= 1"),
         (

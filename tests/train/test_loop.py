@@ -170,13 +170,6 @@ def test_evaluate_matches_manual(tiny_data: LoadedDataset) -> None:
     assert model.training
 
 
-def test_adam_and_momentum_change_the_result(tiny_data: LoadedDataset) -> None:
-    base = fit(_prepared(tiny_data, epochs=1)).epochs[0].train_loss
-    adam = fit(_prepared(tiny_data, epochs=1, optimizer="adam", lr=0.001)).epochs[0].train_loss
-    mom = fit(_prepared(tiny_data, epochs=1, momentum=0.9)).epochs[0].train_loss
-    assert len({base, adam, mom}) == 3
-
-
 def test_observer_can_skip_an_update(tiny_data: LoadedDataset) -> None:
     class SkipSecond(Observer):
         def __init__(self) -> None:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
 from gradsight.config import NONFINITE_POLICIES, OPTIMIZERS, TrainConfig
+from gradsight.data.registry import FOLDER_PREFIX
 
-__all__ = ["add_data_model_options", "add_train_options", "config_from_args", "default_run_dir"]
+__all__ = [
+    "absolute_paths", "add_data_model_options", "add_train_options", "config_from_args",
+    "default_run_dir",
+]  # fmt: skip
 
 _DEFAULTS = TrainConfig()
 
@@ -111,9 +116,35 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Build the frozen :class:`TrainConfig` from parsed options (the CLI's only Namespace use)."""
+    """Build the frozen :class:`TrainConfig` from parsed options (the CLI's only Namespace use).
+
+    Relative paths (a model file, ``folder:PATH``, ``--data-dir``) are made absolute here,
+    when the run starts, so ``config.json`` works from any directory (export, report,
+    ``--resume``).
+    """
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    return absolute_paths(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}))
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """Return ``config`` with its model file, image folder and data folder made absolute.
+
+    >>> config = absolute_paths(TrainConfig(model="nets.py:Tiny", dataset="folder:pngs"))
+    >>> config.model == os.path.abspath("nets.py") + ":Tiny", config.dataset.startswith("folder:/")
+    (True, True)
+    """
+    where, _, cls = config.model.rpartition(":")
+    is_file = where.endswith(".py") or "/" in where or "\\" in where
+    model = f"{_absolute(where)}:{cls}" if where and is_file else config.model
+    dataset = config.dataset
+    if dataset.startswith(FOLDER_PREFIX) and dataset[len(FOLDER_PREFIX) :]:
+        dataset = FOLDER_PREFIX + _absolute(dataset[len(FOLDER_PREFIX) :])
+    data_dir = _absolute(config.data_dir) if config.data_dir else config.data_dir
+    return dataclasses.replace(config, model=model, dataset=dataset, data_dir=data_dir)
 
 
 def _slug(text: str) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import traceback
 import warnings
 from pathlib import Path
 
 from rich.console import Console
 
 from gradsight.checkpoint import CheckpointObserver
-from gradsight.cli.app import ExitCode
+from gradsight.cli.app import ExitCode, build_parser
 from gradsight.cli.checkpointing import checkpoint_settings, find_resume
 from gradsight.cli.options import (
     add_data_model_options,
@@ -20,13 +22,14 @@ from gradsight.cli.options import (
 )
 from gradsight.cli.progress import ProgressDisplay, epoch_table
 from gradsight.config import TrainConfig
-from gradsight.errors import ConfigError
+from gradsight.errors import ConfigError, GradsightError
 from gradsight.health.findings import EventLog, Finding
 from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
 from gradsight.reports.html import write_report
 from gradsight.reports.plots import write_plots
 from gradsight.train import Observer, fit, prepare
+from gradsight.train.loop import one_line
 from gradsight.train.recorder import RunRecorder
 from gradsight.train.snapshot import FirstStepSnapshot
 from gradsight.train.tensorboard import TensorBoardLogger, require_tensorboard
@@ -60,20 +63,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _check_run_dir(path: Path) -> None:
+    """Refuse a run folder that exists with files, or that cannot be created."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ConfigError(
             f"--out {path} already exists and is not an empty folder; choose another --out "
             "or remove it (gradsight never overwrites a run)"
         )
+    parent = next(p for p in path.absolute().parents if p.exists())  # "/" always does
+    if not parent.is_dir():
+        raise ConfigError(f"--out {path}: {parent} is a file, not a folder; choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {path}: cannot create folders in {parent}; choose another --out")
 
 
-def _refuse_changed_options(given: TrainConfig, saved: TrainConfig) -> None:
-    """A resumed run keeps its saved config: refuse options that would silently be ignored."""
-    defaults = TrainConfig()
+def _typed_fields(argv: list[str]) -> set[str]:
+    """The TrainConfig fields whose options were typed on the command line (``argv`` after
+    the program name), whatever their value: the options parsed again with no defaults."""
+
+    parser = build_parser()
+    for sub in (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)):
+        for action in sub.choices["train"]._actions:
+            action.default = argparse.SUPPRESS
+    typed = vars(parser.parse_args(argv))
+    return {f.name for f in dataclasses.fields(TrainConfig) if f.name in typed}
+
+
+def _refuse_changed_options(given: TrainConfig, saved: TrainConfig, typed: set[str]) -> None:
+    """A resumed run keeps its saved config: refuse a typed option that would be ignored."""
     changed = [
         f.name for f in dataclasses.fields(TrainConfig)
-        if getattr(given, f.name) != getattr(defaults, f.name)
-        and getattr(given, f.name) != getattr(saved, f.name)
+        if f.name in typed and getattr(given, f.name) != getattr(saved, f.name)
     ]  # fmt: skip
     if changed:
         name = changed[0]
@@ -93,11 +112,13 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     given = config_from_args(args)
     resumed = find_resume(args, out) if args.resume else None
     if resumed is not None:
-        _refuse_changed_options(given, resumed.config)
+        _refuse_changed_options(given, resumed.config, _typed_fields(args.argv[1:]))
     config = resumed.config if resumed else given
     if config.tensorboard:
         require_tensorboard()
-    run_dir: Path = resumed.run_dir if resumed else args.out or default_run_dir(config)
+    run_dir = Path(
+        os.path.abspath(resumed.run_dir if resumed else args.out or default_run_dir(config))
+    )
     if resumed is None:
         _check_run_dir(run_dir)
     settings = checkpoint_settings(config, args.checkpoint_dir, run_dir)
@@ -139,8 +160,19 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         result = fit(prepared, observers, start)
     except KeyboardInterrupt:
+        _write_reports(run_dir)  # best effort: a second Ctrl-C stops it
         err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
         raise
+    except Exception as exc:  # in the user's model or data: their traceback, then ours
+        if not isinstance(exc, GradsightError):
+            err.print(traceback.format_exc().rstrip(), markup=False, highlight=False)
+        _write_reports(run_dir)
+        err.print(
+            f"gradsight: training failed: {one_line(exc)}; the run folder {run_dir} keeps its "
+            "summary, plots, report and newest checkpoint",
+            markup=False,
+        )
+        return ExitCode.FAILED
     _write_reports(run_dir)
     out.print(epoch_table(result.epochs))
     if result.status != "completed":

@@ -96,11 +96,12 @@ class EpochRecord:
 
     epoch: int
     step: int
-    train_loss: float
+    train_loss: float  # NaN (null in JSON) when no image was trained on
     train_acc: float
     test_loss: float
     test_acc: float
     seconds: float
+    complete: bool = True  # False: the run stopped inside this epoch
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "epoch", **self.__dict__}

@@ -7,6 +7,7 @@ without editing the loop. Metrics stay on the device and are synced to the host 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, 
 from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.setup import Prepared
 
-__all__ = ["TrainResult", "evaluate", "fit", "train_one_epoch"]
+__all__ = ["TrainResult", "evaluate", "fit", "one_line", "train_one_epoch"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def train_one_epoch(
     window.flush()
     state.inputs = state.targets = state.outputs = state.loss = None  # free the last graph
     state.window = None
-    return window.loss_total / max(window.seen, 1), window.hits_total / max(window.seen, 1)
+    if not window.seen:  # every update was skipped: there is no training metric to report
+        return math.nan, math.nan
+    return window.loss_total / window.seen, window.hits_total / window.seen
 
 
 def _clip(state: TrainState, max_norm: float) -> None:
@@ -116,6 +119,12 @@ def evaluate(
     model.train(was_training)
     n = max(len(split), 1)
     return float(loss_sum) / n, int(hits) / n
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``exc`` as one line: ``ValueError: bad shape``, cut at ``limit`` characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _resume_into(state: TrainState, generator: torch.Generator, resume: ResumePoint) -> None:
@@ -166,9 +175,10 @@ def fit(
             test_loss, test_acc = evaluate(
                 state.model, prepared.data.test, config.batch_size, state.device
             )
+            whole = state.batch_index + 1 >= prepared.data.train.num_batches(config.batch_size)
             record = EpochRecord(
                 state.epoch, state.step, train_loss, train_acc, test_loss, test_acc,
-                time.perf_counter() - started,
+                time.perf_counter() - started, whole,
             )  # fmt: skip
             state.history.append(record)
             bus.emit("epoch_end", state, record)
@@ -177,6 +187,10 @@ def fit(
         status = "stopped" if state.should_stop else "completed"
     except KeyboardInterrupt:
         status = "interrupted"
+        state.stop_reason = state.stop_reason or "interrupted (Ctrl-C)"
+        raise
+    except Exception as exc:  # the summary says why; the caller sees the exception
+        state.stop_reason = state.stop_reason or one_line(exc)
         raise
     finally:
         bus.emit("train_end", state, status)

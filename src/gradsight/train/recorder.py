@@ -93,7 +93,7 @@ class RunRecorder(Observer):
             {
                 "status": status,
                 "stop_reason": state.stop_reason,
-                "epochs_completed": len(state.history),
+                "epochs_completed": sum(r.complete for r in state.history),
                 "steps": state.step,
                 "skipped_steps": state.skipped_steps,
                 "clipped_steps": state.clipped_steps,
