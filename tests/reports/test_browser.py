@@ -97,6 +97,34 @@ def test_step_through_follows_the_trace(browser: Any, simple_run: Path, tmp_path
     page.close()
 
 
+_SHOWN = """() => {
+  const box = document.getElementById("op-graph").getBoundingClientRect();
+  const node = document.querySelector("#op-graph g.node.gs-current").getBoundingClientRect();
+  return node.top >= box.top && node.bottom <= box.bottom
+    && node.left >= box.left && node.right <= box.right;
+}"""
+
+
+def test_page_opens_at_its_top_and_steps_scroll_only_the_graph(
+    browser: Any, simple_run: Path
+) -> None:
+    events = json.loads((simple_run / "trace.json").read_text())["events"]
+    page, _, errors, _ = _open(browser, simple_run / "report.html")
+    assert page.evaluate("[window.scrollX, window.scrollY]") == [0, 0]
+    assert page.evaluate(_SHOWN)
+    offsets = []
+    for k in range(1, len(events)):
+        # a click event without Playwright's scrolling of the button into view first
+        page.dispatch_event("#next", "click")
+        assert page.text_content("#step-index") == f"step {k} of {len(events) - 1}"
+        assert page.evaluate("[window.scrollX, window.scrollY]") == [0, 0], k
+        assert page.evaluate(_SHOWN), k  # the current node is in view inside the graph's box
+        offsets.append(page.evaluate("document.getElementById('op-graph').scrollTop"))
+    assert max(offsets) > 0  # the box scrolled to follow the trace
+    assert errors == []
+    page.close()
+
+
 def test_hostile_names_run_no_script(browser: Any, evil_run: Path) -> None:
     page, requests, errors, dialogs = _open(browser, evil_run / "report.html")
     page.wait_for_timeout(300)

@@ -28,12 +28,18 @@ def _data(page: str) -> dict:
 
 def test_report_is_self_contained_with_strict_csp(simple_run: Path) -> None:
     page = (simple_run / "report.html").read_text()  # written by gradsight train
-    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
-    assert csp is not None
-    digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
-    assert f"script-src 'sha256-{digest}'" in csp.group(1)
-    assert "default-src 'none'" in csp.group(1) and "unsafe-eval" not in csp.group(1)
-    assert page.count("<script>") == 1 and f"<script>{SCRIPT}</script>" in page
+    metas = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert len(metas) == 1
+    (script,) = re.findall(r"<script>(.*?)</script>", page, re.S)  # the one inline script
+    assert script == SCRIPT
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    # the whole policy: any source added to it (img-src https:, connect-src *) fails here
+    assert html.unescape(metas[0]) == (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
+    # a <meta> policy governs only what follows it
+    assert page.index("Content-Security-Policy") < min(page.index("<style>"), page.index("<script"))
     # no URL that a browser would fetch: only data: images, and no http(s) anywhere but SVG's
     # XML namespaces
     assert re.findall(r'src="([a-z]+):', page) == ["data", "data"]

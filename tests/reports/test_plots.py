@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,41 @@ def test_write_plots_hands_the_metrics_to_the_drawing(
     plots.write_plots(tmp_path)
     metrics = read_metrics(simple_run / "metrics.jsonl")
     assert drawn == {"curves": plots.curve_data(metrics), "flow": plots.gradflow_data(metrics)}
+
+
+NO_STEPS = "fewer than --log-every steps: no per-step points"
+
+
+def _texts(fig: Any) -> list[list[str]]:
+    """Return the free text written in each of ``fig``'s axes (titles and labels excluded)."""
+    return [[t.get_text() for t in ax.texts] for ax in fig.axes]
+
+
+def test_a_run_shorter_than_log_every_says_so_in_its_step_panels(tmp_path: Path) -> None:
+    # what `gradsight train --epochs 1 --log-every 100` on synthetic writes: 8 steps, no step line
+    epoch = {"kind": "epoch", "epoch": 1, "step": 8, "train_loss": 2.07, "train_acc": 0.38,
+             "test_loss": 1.58, "test_acc": 0.87, "seconds": 0.9}  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(epoch) + "\n")
+    metrics = read_metrics(tmp_path / "metrics.jsonl")
+    curves = plots.curves_figure(plots.curve_data(metrics))
+    assert _texts(curves) == [[], [], [NO_STEPS]]  # the epoch panels still plot their point
+    assert [list(line.get_xdata()) for line in curves.axes[0].lines] == [[1], [1]]
+    flow = plots.gradflow_figure(plots.gradflow_data(metrics))
+    assert _texts(flow) == [[NO_STEPS], [NO_STEPS]]
+    assert plots.write_plots(tmp_path) == [tmp_path / "curves.png", tmp_path / "gradflow.png"]
+    for name in ("curves.png", "gradflow.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_logged_steps_are_plotted_without_the_note(simple_run: Path) -> None:
+    metrics = read_metrics(simple_run / "metrics.jsonl")
+    curves = plots.curves_figure(plots.curve_data(metrics))
+    assert _texts(curves) == [[], [], []]
+    (step_line,) = curves.axes[2].lines
+    assert list(step_line.get_xdata()) == [2, 4, 6, 8]
+    flow = plots.gradflow_figure(plots.gradflow_data(metrics))
+    assert _texts(flow) == [[], [], []]  # lines, heatmap, colorbar
+    assert [line.get_label() for line in flow.axes[0].lines] == ["conv1", "fc", "total"]
 
 
 @pytest.mark.parametrize("name", ["curves.png", "gradflow.png"])

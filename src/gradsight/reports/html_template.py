@@ -51,6 +51,22 @@ SCRIPT = """
   });
   const drawn = function (id) { return data.highlight[id] || id; };
   const el = function (id) { return document.getElementById(id); };
+  const box = el("op-graph");
+  // how far to scroll so that [start, end] shows in [view, view + size], as block: "nearest"
+  const nearest = function (start, end, view, size) {
+    if (start < view) { return start - view; }
+    if (end > view + size) { return Math.min(start - view, end - view - size); }
+    return 0;
+  };
+  // Scroll the graph's own box, never the page: scrollIntoView also scrolls the window, and
+  // the page opened at the step-through instead of at its top.
+  const reveal = function (g) {
+    const outer = box.getBoundingClientRect();
+    const inner = g.getBoundingClientRect();
+    box.scrollBy(
+      nearest(inner.left, inner.right, outer.left + box.clientLeft, box.clientWidth),
+      nearest(inner.top, inner.bottom, outer.top + box.clientTop, box.clientHeight));
+  };
   const fmt = function (x) { return x === null ? "n/a" : Number(x).toPrecision(4); };
   const grad = function (g) {
     if (g === null) { return "none (no gradient needed here)"; }
@@ -80,7 +96,7 @@ SCRIPT = """
     const g = nodes.get(drawn(ev.node_id));
     if (g) {
       g.classList.add("gs-current");
-      g.scrollIntoView({ block: "nearest", inline: "nearest" });
+      reveal(g);
     }
     panel.dataset.nodeId = ev.node_id;
     panel.dataset.drawnId = g ? drawn(ev.node_id) : "";
