@@ -74,3 +74,9 @@ def test_a_graph_from_the_top_level_shows_in_jupyter() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "AutogradGraph(4 nodes, 3 edges, op)"  # loss, sum, mul, w
+
+
+def test_no_module_is_over_400_lines() -> None:
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in PACKAGE.rglob("*.py")}  # fmt: skip
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

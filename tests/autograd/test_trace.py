@@ -94,7 +94,8 @@ def test_relu_and_maxpool_explanations_come_from_the_tensors() -> None:
     received = pool.received[0]
     assert received is not None and received.shape == (4, 16, 16, 16)
     addmm = next(e for e in trace.events if e.name == "AddmmBackward0")
-    assert "grad_W = grad_out^T @ input (10x4096)" in addmm.explanation
+    assert "grad_out (4x10) @ W (10x4096) -> grad of input (4x4096)" in addmm.explanation
+    assert "input^T (4096x4) @ grad_out -> grad of W^T (4096x10)" in addmm.explanation
 
 
 @pytest.mark.parametrize(

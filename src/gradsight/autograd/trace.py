@@ -23,7 +23,8 @@ from gradsight.autograd.capture import GraphCapture
 from gradsight.autograd.gradstats import GradStats, Meter, Stat, reshaped
 from gradsight.autograd.graph import AutogradGraph
 from gradsight.autograd.handles import HookHandle
-from gradsight.autograd.trace_explain import explain, facts_before, needs_facts, static_facts
+from gradsight.autograd.trace_explain import facts_before, needs_facts, static_facts
+from gradsight.autograd.trace_words import explain
 
 __all__ = ["BackwardTrace", "BackwardTracer", "TraceEvent", "trace_backward"]
 
@@ -93,9 +94,10 @@ class BackwardTracer:
     :attr:`trace` after the block.
 
     Each node gets one post-hook (``Node.register_hook``), which measures what the node
-    received and produced; the root, and in full detail the nodes whose explanation needs
-    their saved tensors (ReLU; max-pool with overlapping windows), also get a pre-hook. A
-    saved tensor behind a saved-tensor hook is never read. A node's time is the wall
+    received and produced; the root, a reduced loss (to read the one number it receives),
+    and in full detail the nodes whose explanation needs their saved tensors (ReLU;
+    max-pool with overlapping windows), also get a pre-hook. A saved tensor behind a
+    saved-tensor hook is never read. A node's time is the wall
     time from the end of the previous gradsight hook to the start of its own, so
     gradsight's measurements are not counted. A gradient that one node sends and the next
     receives, or that a view passes on unchanged, is measured once. Explanations are
@@ -153,10 +155,10 @@ class BackwardTracer:
         self._leaves = self._capture.leaves
         self._dst = {nid: tuple(self._capture.destinations(nid).items()) for nid in ids.values()}
         for node, nid in ids.items():
-            facts = static_facts(node)  # a max-pool's kernel: cheap, and read by both details
+            facts = static_facts(node)  # attributes (kernel, reduction, sizes): both details
             if facts:
                 self._facts[nid] = facts
-            if nid == "n0" or (self._full and needs_facts(node)):
+            if nid == "n0" or needs_facts(node, self._full):
                 self._handle.add(node.register_prehook(self._make_prehook(node, nid)))
             self._handle.add(node.register_hook(self._make_hook(node, nid)))
 
@@ -166,8 +168,9 @@ class BackwardTracer:
                 self._started = time.perf_counter()
                 self._task = _graph_task()
                 self._had_grad = {k for k, v in self._leaves.items() if v.grad is not None}
-            if self._full:
-                facts = facts_before(node, self._meter.scratch, self._meter.defer)
+            meter = self._meter
+            facts = facts_before(node, meter.scratch, meter.defer, grad_outputs, self._full)
+            if facts:
                 self._facts[nid] = {**self._facts.get(nid, {}), **facts}
             self._last = time.perf_counter()
 
