@@ -30,7 +30,10 @@ def _table_options(start: str, end: str) -> set[str]:
 
 def test_readme_option_tables_match_cli() -> None:
     assert _table_options("## `gradsight train`", "### The run folder") == _options("train")
-    shared = {"--data", "--data-dir", "--download", "--image-size", "--model", "--seed", "--device"}
+    shared = {
+        "--data", "--data-dir", "--download", "--image-size", "--skip-bad-images", "--model",
+        "--seed", "--device",
+    }  # fmt: skip
     assert shared <= _options("graph")  # told in prose: "as gradsight train does"
     graph_table = _table_options("## `gradsight graph`", "### Graph JSON format")
     assert graph_table == _options("graph") - shared

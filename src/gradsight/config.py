@@ -63,6 +63,7 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool | None = None  # None: download into the cache only when data_dir is unset
     image_size: int | None = None  # only for folder: and synthetic datasets
+    skip_bad_images: bool = False  # folder: only; leave unreadable image files out, warning each
     model: str = "simple"
     optimizer: str = "sgd"
     lr: float = 0.01

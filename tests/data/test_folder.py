@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import io
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gradsight.data import StreamSplit, load_dataset
 from gradsight.data.folder import load_folder
@@ -163,3 +168,170 @@ def test_non_positive_image_size_is_refused(tmp_path: Path) -> None:
     _three_classes(tmp_path, per_class=2)
     with pytest.raises(DataError, match="image size 0"):
         load_dataset(f"folder:{tmp_path}", image_size=0)
+
+
+def _noise_bytes(fmt: str) -> bytes:
+    """A 64x64 RGB noise image encoded as ``fmt``: noise makes the pixel data most of the file."""
+    pixels = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _cut_in_half(path: Path, fmt: str) -> None:
+    data = _noise_bytes(fmt)
+    path.write_bytes(data[: len(data) // 2])
+    with Image.open(path) as image:  # the premise: the header reads, only the pixels are cut
+        assert image.size == (64, 64)
+
+
+def _truncated_png(path: Path) -> None:
+    _cut_in_half(path, "PNG")
+
+
+def _text_as_png(path: Path) -> None:
+    path.write_text("not a PNG, only named like one\n")
+
+
+def _empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _truncated_jpeg(path: Path) -> None:
+    _cut_in_half(path, "JPEG")
+
+
+def _png_without_end_chunk(path: Path) -> None:
+    data = _noise_bytes("PNG")
+    assert data[-8:-4] == b"IEND"
+    path.write_bytes(data[:-12])  # verify() objects, but every pixel is there
+
+
+def _jpeg_with_trailer(path: Path) -> None:
+    path.write_bytes(_noise_bytes("JPEG") + b"camera trailer after the end marker")
+
+
+BAD_FILES: dict[str, tuple[str, Callable[[Path], None]]] = {
+    # kind: (file name, writer)
+    "truncated-png": ("bad.png", _truncated_png),
+    "text-as-png": ("bad.png", _text_as_png),
+    "empty": ("bad.png", _empty_file),
+    "truncated-jpeg": ("bad.jpg", _truncated_jpeg),
+}
+ODD_BUT_READABLE: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "png-without-iend": ("odd.png", _png_without_end_chunk),
+    "jpeg-with-trailer": ("odd.jpg", _jpeg_with_trailer),
+    "good-png": ("odd.png", lambda path: path.write_bytes(_noise_bytes("PNG"))),
+    "good-jpeg": ("odd.jpg", lambda path: path.write_bytes(_noise_bytes("JPEG"))),
+}
+
+
+def _with_file(root: Path, kind: str) -> str:
+    """Three classes of 5 good images, plus one file of ``kind`` in ``leaf``; return its name."""
+    _three_classes(root)
+    name, write = {**BAD_FILES, **ODD_BUT_READABLE}[kind]
+    write(root / "leaf" / name)
+    return f"leaf/{name}"
+
+
+def _decode_error(path: Path) -> str | None:
+    """The reference: decode ``path`` as training does; return Pillow's error, or None."""
+    try:
+        with Image.open(path) as image:
+            image.convert("RGB")
+    except Exception as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("kind", [*BAD_FILES, *ODD_BUT_READABLE])
+def test_check_refuses_exactly_the_files_training_cannot_decode(tmp_path: Path, kind: str) -> None:
+    name = _with_file(tmp_path, kind)
+    decodes = _decode_error(tmp_path / name) is None
+    assert decodes == (kind in ODD_BUT_READABLE)  # the premise: these kinds do (not) decode
+    if decodes:
+        ds = load_folder(tmp_path, image_size=4)
+        assert ds.info.train_size + ds.info.test_size == 16 and ds.info.skipped_images == 0
+        assert len(_labels(ds.train) + _labels(ds.test)) == 16  # every image decodes
+    else:
+        with pytest.raises(DataError, match="cannot read image"):
+            load_folder(tmp_path, image_size=4)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("truncated-png", None),  # None: Pillow's own words when decoding it
+        ("text-as-png", "cannot identify image file"),
+        ("empty", "empty file"),
+        ("truncated-jpeg", None),
+    ],
+)
+def test_unreadable_image_is_refused_by_name(tmp_path: Path, kind: str, reason: str | None) -> None:
+    name = _with_file(tmp_path, kind)
+    with pytest.raises(DataError) as exc:
+        load_folder(tmp_path)
+    expected = reason or _decode_error(tmp_path / name)
+    assert str(exc.value) == (
+        f"folder:{tmp_path}: cannot read image '{name}' ({expected}); "
+        "remove or replace it, or pass --skip-bad-images"
+    )
+
+
+def test_all_bad_files_are_counted_and_the_first_is_named(tmp_path: Path) -> None:
+    _three_classes(tmp_path / "train", per_class=3)
+    _three_classes(tmp_path / "test", per_class=2)
+    _text_as_png(tmp_path / "train" / "sky" / "z.png")
+    _empty_file(tmp_path / "train" / "apple" / "z.png")
+    _truncated_png(tmp_path / "test" / "leaf" / "z.png")
+    with pytest.raises(DataError) as exc:
+        load_dataset(f"folder:{tmp_path}")
+    assert str(exc.value) == (
+        f"folder:{tmp_path}: cannot read image 'train/apple/z.png' (empty file) and 2 more; "
+        "remove or replace them, or pass --skip-bad-images"
+    )
+
+
+def test_skip_bad_images_leaves_them_out_with_one_warning_each(tmp_path: Path) -> None:
+    _three_classes(tmp_path, per_class=5)
+    _truncated_png(tmp_path / "apple" / "bad.png")
+    _text_as_png(tmp_path / "leaf" / "bad.png")
+    _empty_file(tmp_path / "sky" / "bad.png")
+    _truncated_jpeg(tmp_path / "sky" / "bad.jpg")
+    with pytest.warns(UserWarning) as caught:
+        ds = load_folder(tmp_path, image_size=4, skip_bad_images=True)
+    reasons = {
+        "apple/bad.png": _decode_error(tmp_path / "apple" / "bad.png"),
+        "leaf/bad.png": "cannot identify image file",
+        "sky/bad.jpg": _decode_error(tmp_path / "sky" / "bad.jpg"),
+        "sky/bad.png": "empty file",
+    }  # in ImageFolder's order: by class, then by file name
+    assert [str(w.message) for w in caught] == [
+        f"folder:{tmp_path}: skipping unreadable image '{name}' ({reason})"
+        for name, reason in reasons.items()
+    ]
+    assert ds.info.skipped_images == 4
+    assert (ds.info.train_size, ds.info.test_size) == (12, 3)  # the 15 good images
+    # every kept image decodes, with its own label: the split is over the good files only
+    assert sorted(_labels(ds.train) + _labels(ds.test)) == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_clean_folder_skips_nothing_and_warns_nothing(tmp_path: Path) -> None:
+    _three_classes(tmp_path, per_class=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = load_folder(tmp_path, skip_bad_images=True)
+    assert ds.info.skipped_images == 0 and ds.info.train_size + ds.info.test_size == 6
+
+
+def test_class_left_empty_by_skipping_is_named(tmp_path: Path) -> None:
+    write_pngs(tmp_path / "apple", [RED, RED])
+    (tmp_path / "leaf").mkdir()
+    _text_as_png(tmp_path / "leaf" / "a.png")
+    _empty_file(tmp_path / "leaf" / "b.png")
+    with pytest.warns(UserWarning), pytest.raises(DataError) as exc:
+        load_folder(tmp_path, skip_bad_images=True)
+    assert str(exc.value) == (
+        f"folder:{tmp_path} has no images in leaf under {tmp_path}. "
+        "2 unreadable images were skipped; replace them with readable ones."
+    )

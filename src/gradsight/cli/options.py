@@ -41,6 +41,11 @@ def add_data_model_options(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, metavar="N", help="resize folder: images to NxN (default 32)"
     )
     g.add_argument(
+        "--skip-bad-images", action="store_true",
+        help="folder: only; leave out image files that cannot be read (one warning each) "
+        "instead of refusing the folder; summary.json counts them",
+    )  # fmt: skip
+    g.add_argument(
         "--model", default=_DEFAULTS.model, metavar="SPEC",
         help="simple (the article's CNN, default), deep (VGG-style, 6 conv layers), "
         "path/to/file.py:ClassName or package.module:ClassName",

@@ -39,6 +39,7 @@ class DatasetInfo:
     test_size: int
     source: str  # a path or URL the data came from
     licence: str | None = None
+    skipped_images: int = 0  # unreadable files left out (folder: with skip_bad_images)
 
 
 class Split(Protocol):

@@ -36,6 +36,7 @@ def load_dataset(
     image_size: int | None = None,
     download: bool | None = None,
     seed: int = 0,
+    skip_bad_images: bool = False,
 ) -> LoadedDataset:
     """Load the dataset called ``name`` with normalised train and test splits.
 
@@ -48,6 +49,8 @@ def load_dataset(
         download: fetch missing files with torchvision; defaults to ``True`` without
             ``data_dir`` and ``False`` with it. Only the downloadable datasets use it.
         seed: seeds ``synthetic`` data and the 80/20 split of an unsplit ``folder:``.
+        skip_bad_images: ``folder:`` only: leave unreadable image files out, with one warning
+            each, instead of refusing the folder. Other datasets ignore it.
 
     Returns:
         The dataset's info and its train and test splits.
@@ -69,7 +72,7 @@ def load_dataset(
             )
         from gradsight.data.folder import load_folder  # imports torchvision: slow
 
-        return load_folder(path, image_size=image_size, seed=seed)
+        return load_folder(path, image_size=image_size, seed=seed, skip_bad_images=skip_bad_images)
     if name == "synthetic":
         from gradsight.data.synthetic import load_synthetic
 

@@ -97,6 +97,7 @@ class RunRecorder(Observer):
                 "steps": state.step,
                 "skipped_steps": state.skipped_steps,
                 "clipped_steps": state.clipped_steps,
+                "skipped_images": state.info.skipped_images,
                 "model_pt": "not written: non-finite weights in " + ", ".join(bad)
                 if bad
                 else "written",

@@ -98,6 +98,7 @@ def prepare(config: TrainConfig) -> Prepared:
         image_size=config.image_size,
         download=config.download,
         seed=config.seed,
+        skip_bad_images=config.skip_bad_images,
     )
     seed_everything(config.seed)  # model init draws from torch's generator
     model = build_model(config.model, data.info).to(device)
