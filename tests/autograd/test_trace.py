@@ -8,12 +8,13 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradsight.autograd.attribution import ModuleAttribution
 from gradsight.autograd.trace import BackwardTracer, trace_backward
 from gradsight.autograd.trace_explain import facts_before
 from gradsight.models import SimpleCNN
+
+from .reads import ScalarReads
 
 EXPECTED = [
     ("NllLossBackward0", None),
@@ -294,23 +295,11 @@ def test_node_times_are_disjoint_parts_of_the_traced_backward() -> None:
     assert sum(e.seconds for e in trace.events) <= trace.seconds
 
 
-class _ScalarReads(TorchDispatchMode):
-    """Counts reads of a tensor's value into Python (item(), float()): a sync on a GPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.reads += func is torch.ops.aten._local_scalar_dense.default
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("detail", ["full", "norm"])
 def test_deferred_statistics_equal_the_immediate_ones_without_a_read_per_node(
     detail: str,
 ) -> None:
-    with _ScalarReads() as counter:
+    with ScalarReads() as counter:
         float(torch.ones(2).sum())
     assert counter.reads == 1  # the counter sees a read (the CPU path reads through NumPy)
     traces, reads, grads = [], [], []
@@ -318,7 +307,7 @@ def test_deferred_statistics_equal_the_immediate_ones_without_a_read_per_node(
         model, _, loss, modules = _article()
         with (
             BackwardTracer(loss, model, modules, detail, defer=defer) as tracer,
-            _ScalarReads() as mode,
+            ScalarReads() as mode,
         ):
             loss.backward()
         reads.append(mode.reads)
@@ -356,7 +345,7 @@ def test_cuda_trace_defers_its_reads_and_matches_the_cpu() -> None:
         model = SimpleCNN(3, 10, 32).to(device).double()
         x = torch.randn(4, 3, 32, 32, dtype=torch.float64, device=device)
         loss = nn.functional.cross_entropy(model(x), torch.tensor([0, 3, 5, 9], device=device))
-        with BackwardTracer(loss, model) as tracer, _ScalarReads() as mode:
+        with BackwardTracer(loss, model) as tracer, ScalarReads() as mode:
             loss.backward()
         reads.append(mode.reads)
         traces.append(tracer.trace)

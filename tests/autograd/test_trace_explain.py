@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.checkpoint import checkpoint
 
 from gradsight.autograd.trace import BackwardTrace, BackwardTracer, TraceEvent, trace_backward
 from gradsight.autograd.trace_explain import facts_before, needs_facts
 from gradsight.autograd.trace_words import explain
+
+from .reads import ScalarReads
 
 TARGETS = torch.tensor([0, 3, 1, 4, 2, 0])  # 6 samples, 5 classes
 
@@ -241,18 +242,6 @@ def test_a_checkpointed_model_in_full_detail_unpacks_nothing_of_its_own() -> Non
     )  # sizes are attributes, not saved tensors
 
 
-class _ScalarReads(TorchDispatchMode):
-    """Counts reads of a tensor's value into Python (item(), float()): a sync on a GPU."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.reads += func is torch.ops.aten._local_scalar_dense.default
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("detail", ["full", "norm"])
 def test_a_deferred_trace_reads_the_seed_after_the_backward(detail: str) -> None:
     lines = []
@@ -260,7 +249,7 @@ def test_a_deferred_trace_reads_the_seed_after_the_backward(detail: str) -> None
         torch.manual_seed(0)
         model = _Mlp()
         loss = F.cross_entropy(model(torch.randn(6, 12)), TARGETS) * 3
-        with BackwardTracer(loss, model, detail=detail, defer=defer) as tracer, _ScalarReads() as m:
+        with BackwardTracer(loss, model, detail=detail, defer=defer) as tracer, ScalarReads() as m:
             loss.backward()
         assert (m.reads == 0) is defer  # deferred: g and N are read when the trace is
         lines.append(_event(tracer.trace, "NllLossBackward0").explanation)
