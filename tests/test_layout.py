@@ -20,7 +20,7 @@ LAYERS = [
     {"train"},  # the loop, its events, and the loop's own observers
     {"checkpoint", "health", "explain", "export"},
     {"reports"},  # renderers: plain data in, DOT/SVG/JSON/HTML/text out
-    {"cli"},  # the only layer that parses arguments or prints
+    {"cli", "session"},  # the CLI (the only layer that parses or prints); watch()
     {"__init__", "__main__", "observers"},  # the public names; 0.1's paths, deprecated
 ]
 

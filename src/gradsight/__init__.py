@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gradsight.health.findings import Finding
     from gradsight.health.monitor import GradMonitor, MonitorConfig
     from gradsight.models import DeepCNN, SimpleCNN, build_model
+    from gradsight.session import WatchedRun, watch
     from gradsight.train import fit, prepare
 
 _LAZY = {
@@ -44,6 +45,8 @@ _LAZY = {
     "trace_backward": "gradsight.autograd.trace",
     "prepare": "gradsight.train",
     "fit": "gradsight.train",
+    "watch": "gradsight.session",
+    "WatchedRun": "gradsight.session",
 }
 
 __all__ = [
@@ -58,6 +61,7 @@ __all__ = [
     "MonitorConfig",
     "SimpleCNN",
     "TrainConfig",
+    "WatchedRun",
     "__version__",
     "build_model",
     "capture_backward",
@@ -65,6 +69,7 @@ __all__ = [
     "fit",
     "prepare",
     "trace_backward",
+    "watch",
 ]
 
 

@@ -30,7 +30,7 @@ from gradsight.autograd.trace import trace_backward
 from gradsight.health.naming import place, summarize
 from gradsight.health.sentinel import NonFiniteSentinel, SentinelHit
 
-__all__ = ["Birthplace", "LossFn", "RngState", "locate_nonfinite", "rng_state"]
+__all__ = ["Birthplace", "LossFn", "RngState", "locate_nonfinite", "replaying", "rng_state"]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 """``loss_fn(model, batch) -> loss``: the scalar loss exactly as the training step makes it."""
@@ -96,7 +96,7 @@ def locate_nonfinite(
     inputs = _nonfinite_inputs(batch)
     if inputs is not None:
         return Birthplace("input", None, None, inputs)
-    with _replaying(model, inner, rng):
+    with replaying(model, rng):
         with ModuleAttribution(inner) as modules, NonFiniteSentinel(inner) as sentinel:
             loss = loss_fn(model, batch)
         if has_nonfinite(loss):
@@ -170,13 +170,16 @@ def _nonfinite_inputs(batch: Any) -> str | None:
 
 
 @contextmanager
-def _replaying(model: nn.Module, inner: nn.Module, rng: RngState | None) -> Iterator[None]:
-    """Run the block as a side-effect-free replay on the real module (see module doc).
+def replaying(model: nn.Module, rng: RngState | None = None) -> Iterator[None]:
+    """Run the block as a side-effect-free replay of a step on the real ``model``: the
+    ``.grad`` of every parameter set aside, buffers copied, the random state forked (and
+    set to ``rng`` when given), a compiled model run eagerly; all put back on exit.
 
     Buffers (batch-norm statistics) are copied and put back. Parameters are not copied, so
     a large model needs no second copy of its weights at the failing step: a forward and
     backward pass do not write them, which their version counters confirm afterwards.
     """
+    inner = unwrap(model)
     params = dict(inner.named_parameters())
     grads = {n: p.grad for n, p in params.items()}
     versions = {n: p._version for n, p in params.items()}

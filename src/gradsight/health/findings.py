@@ -56,7 +56,11 @@ class EventLog(Observer):
         self._file.write(json.dumps(finding.to_dict()) + "\n")
         self._file.flush()
 
-    def on_train_end(self, state: TrainState, status: str) -> None:
+    def close(self) -> None:
+        """Close the file (a later finding opens it again, appending)."""
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def on_train_end(self, state: TrainState, status: str) -> None:
+        self.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -14,22 +13,9 @@ import torch
 
 from gradsight.env import collect_env
 from gradsight.train.events import EpochRecord, Observer, StepRecord, TrainState
+from gradsight.train.runfiles import json_safe, write_json
 
 __all__ = ["RunRecorder"]
-
-
-#: The files every run folder holds once training ends.
-def _json_safe(value: Any) -> Any:
-    """Map NaN/Inf floats (also inside dicts) to None so every line stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 class RunRecorder(Observer):
@@ -62,12 +48,12 @@ class RunRecorder(Observer):
         if state.step > 0 and env_path.is_file():  # a resume: keep the original record
             first = json.loads(env_path.read_text(encoding="utf-8"))
             env = {**first, "resumes": [*first.get("resumes", []), {**env, "step": state.step}]}
-        _write_json(env_path, env)
+        write_json(env_path, env)
         self._metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
 
     def _append(self, record: dict[str, Any]) -> None:
         assert self._metrics is not None, "on_train_start was not called"
-        self._metrics.write(json.dumps({k: _json_safe(v) for k, v in record.items()}) + "\n")
+        self._metrics.write(json.dumps({k: json_safe(v) for k, v in record.items()}) + "\n")
         self._metrics.flush()
 
     def on_log(self, state: TrainState, record: StepRecord) -> None:
@@ -88,7 +74,7 @@ class RunRecorder(Observer):
             torch.save(weights, tmp)
             os.replace(tmp, self.run_dir / "model.pt")  # never a half-written model.pt
         last = state.history[-1].to_dict() if state.history else None
-        _write_json(
+        write_json(
             self.run_dir / "summary.json",
             {
                 "status": status,
@@ -101,7 +87,7 @@ class RunRecorder(Observer):
                 "model_pt": "not written: non-finite weights in " + ", ".join(bad)
                 if bad
                 else "written",
-                "final": {k: _json_safe(v) for k, v in last.items()} if last else None,
+                "final": {k: json_safe(v) for k, v in last.items()} if last else None,
                 "seconds": round(time.perf_counter() - self._started, 3),
                 "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             },
