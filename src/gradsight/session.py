@@ -30,8 +30,7 @@ from gradsight.health.birthplace import LossFn, replaying
 from gradsight.health.findings import EventLog, Finding
 from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
-from gradsight.reports.html import write_report
-from gradsight.reports.plots import write_plots
+from gradsight.reports.html import write_run_reports
 from gradsight.train.loop import one_line
 from gradsight.train.runfiles import json_safe, write_json
 
@@ -162,11 +161,7 @@ class WatchedRun:
             "findings": len(self.findings),
             "seconds": round(time.perf_counter() - self._started, 3),
         })  # fmt: skip
-        for name, write in (("plots", write_plots), ("report.html", write_report)):
-            try:
-                write(self.run_dir)
-            except Exception as exc:  # the run is recorded; a drawing bug must not hide it
-                warnings.warn(f"could not write {name}: {one_line(exc)}", stacklevel=2)
+        write_run_reports(self.run_dir)
 
     def __enter__(self) -> WatchedRun:
         return self

@@ -119,12 +119,12 @@ def test_plot_failure_warns_and_training_still_succeeds(
     import io
 
     from gradsight.cli import main
-    from gradsight.cli import train as train_cli
+    from gradsight.reports import html as report_html  # writes the plots at the end of a run
 
     def broken(run_dir: Path) -> list[Path]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(train_cli, "write_plots", broken)
+    monkeypatch.setattr(report_html, "write_plots", broken)
     out, err = io.StringIO(), io.StringIO()
     code = main(["train", "--data", "synthetic", "--epochs", "1", "--device", "cpu", "--quiet",
                  "--out", str(tmp_path / "run")], stdout=out, stderr=err)  # fmt: skip

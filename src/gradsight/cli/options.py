@@ -11,20 +11,22 @@ from pathlib import Path
 
 from gradsight.config import NONFINITE_POLICIES, OPTIMIZERS, TrainConfig
 from gradsight.data.registry import FOLDER_PREFIX
+from gradsight.models.user import names_a_file
 
 __all__ = [
-    "absolute_paths", "add_data_model_options", "add_train_options", "config_from_args",
+    "DEFAULTS", "absolute_paths", "add_data_model_options", "add_train_options", "config_from_args",
     "default_run_dir",
 ]  # fmt: skip
 
-_DEFAULTS = TrainConfig()
+#: The defaults every option shows (one TrainConfig, so they cannot drift apart).
+DEFAULTS = TrainConfig()
 
 
 def add_data_model_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that choose the data, the model, the seed and the device."""
     g = parser.add_argument_group("data and model")
     g.add_argument(
-        "--data", "--dataset", dest="dataset", default=_DEFAULTS.dataset, metavar="NAME",
+        "--data", "--dataset", dest="dataset", default=DEFAULTS.dataset, metavar="NAME",
         help="fashion-mnist-mini (bundled, default), fashion-mnist, mnist, cifar10, synthetic, "
         "or folder:PATH (one subfolder per class)",
     )  # fmt: skip
@@ -46,13 +48,13 @@ def add_data_model_options(parser: argparse.ArgumentParser) -> None:
         "instead of refusing the folder; summary.json counts them",
     )  # fmt: skip
     g.add_argument(
-        "--model", default=_DEFAULTS.model, metavar="SPEC",
+        "--model", default=DEFAULTS.model, metavar="SPEC",
         help="simple (the article's CNN, default), deep (VGG-style, 6 conv layers), "
         "path/to/file.py:ClassName or package.module:ClassName",
     )  # fmt: skip
-    g.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default 42)")
+    g.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (default 42)")
     g.add_argument(
-        "--device", default=_DEFAULTS.device,
+        "--device", default=DEFAULTS.device,
         help="auto (cuda, then mps, then cpu; default), cpu, cuda, cuda:N or mps",
     )  # fmt: skip
 
@@ -60,32 +62,32 @@ def add_data_model_options(parser: argparse.ArgumentParser) -> None:
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Add the optimisation and output options of ``gradsight train``."""
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--optimizer", default=_DEFAULTS.optimizer, choices=OPTIMIZERS)
-    g.add_argument("--lr", type=float, default=_DEFAULTS.lr, help="learning rate (default 0.01)")
-    g.add_argument("--momentum", type=float, default=_DEFAULTS.momentum, help="SGD momentum")
-    g.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
-    g.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default 64")
-    g.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="default 3")
+    g.add_argument("--optimizer", default=DEFAULTS.optimizer, choices=OPTIMIZERS)
+    g.add_argument("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default 0.01)")
+    g.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default 64")
+    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default 3")
     out = parser.add_argument_group("output")
     out.add_argument(
         "--out", type=Path, metavar="RUN_DIR",
         help="run folder to create (default: runs/<time>-<model>-<data>); must not hold files",
     )  # fmt: skip
     out.add_argument(
-        "--log-every", type=int, default=_DEFAULTS.log_every, metavar="N",
+        "--log-every", type=int, default=DEFAULTS.log_every, metavar="N",
         help="steps between progress updates and step lines in metrics.jsonl (default 20)",
     )  # fmt: skip
     out.add_argument("--quiet", action="store_true", help="print only the final summary")
     ckpt = parser.add_argument_group("checkpoints and reproducibility")
     ckpt.add_argument(
-        "--checkpoint-every", type=int, default=_DEFAULTS.checkpoint_every, metavar="N",
+        "--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every, metavar="N",
         help="also checkpoint every N optimizer steps (default 0: only at epoch ends)",
     )  # fmt: skip
     ckpt.add_argument(
         "--checkpoint-dir", type=Path, metavar="DIR", help="default: RUN_DIR/checkpoints"
     )
     ckpt.add_argument(
-        "--keep-checkpoints", type=int, default=_DEFAULTS.keep_checkpoints, metavar="K",
+        "--keep-checkpoints", type=int, default=DEFAULTS.keep_checkpoints, metavar="K",
         help="numbered checkpoints to keep besides last.pt (default 3)",
     )  # fmt: skip
     ckpt.add_argument(
@@ -99,12 +101,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     health = parser.add_argument_group("gradient health")
     health.add_argument(
-        "--on-nonfinite", choices=NONFINITE_POLICIES, default=_DEFAULTS.on_nonfinite,
+        "--on-nonfinite", choices=NONFINITE_POLICIES, default=DEFAULTS.on_nonfinite,
         help="on a NaN/Inf gradient: stop (default; exit code 3, after saving the batch and "
         "naming where it was born), skip that update and go on, or warn and go on",
     )  # fmt: skip
     health.add_argument(
-        "--nonfinite-check-every", type=int, default=_DEFAULTS.nonfinite_check_every,
+        "--nonfinite-check-every", type=int, default=DEFAULTS.nonfinite_check_every,
         metavar="N",
         help="read the NaN/Inf flag (one device sync) every N steps instead of every step "
         "(default 1); for GPUs where the per-step sync costs time. With N > 1 a NaN is "
@@ -143,8 +145,7 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
     (True, True)
     """
     where, _, cls = config.model.rpartition(":")
-    is_file = where.endswith(".py") or "/" in where or "\\" in where
-    model = f"{_absolute(where)}:{cls}" if where and is_file else config.model
+    model = f"{_absolute(where)}:{cls}" if where and names_a_file(where) else config.model
     dataset = config.dataset
     if dataset.startswith(FOLDER_PREFIX) and dataset[len(FOLDER_PREFIX) :]:
         dataset = FOLDER_PREFIX + _absolute(dataset[len(FOLDER_PREFIX) :])

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import os
 import traceback
-import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +14,7 @@ from gradsight.checkpoint import CheckpointObserver
 from gradsight.cli.app import ExitCode, build_parser
 from gradsight.cli.checkpointing import checkpoint_settings, find_resume
 from gradsight.cli.options import (
+    DEFAULTS,
     add_data_model_options,
     add_train_options,
     config_from_args,
@@ -26,15 +26,13 @@ from gradsight.errors import ConfigError, GradsightError
 from gradsight.health.findings import EventLog, Finding
 from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
-from gradsight.reports.html import write_report
-from gradsight.reports.plots import write_plots
+from gradsight.reports.html import write_run_reports
 from gradsight.train import Observer, fit, prepare
 from gradsight.train.loop import one_line
 from gradsight.train.recorder import RunRecorder
 from gradsight.train.snapshot import FirstStepSnapshot
 from gradsight.train.tensorboard import TensorBoardLogger, require_tensorboard
 
-_DEFAULTS = TrainConfig()
 __all__ = ["register", "run_train"]
 
 
@@ -55,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also write TensorBoard event files into RUN_DIR/tensorboard",
     )  # fmt: skip
     tb.add_argument(
-        "--tensorboard-hist-every", type=int, default=_DEFAULTS.tensorboard_hist_every,
+        "--tensorboard-hist-every", type=int, default=DEFAULTS.tensorboard_hist_every,
         metavar="N",
         help="steps between gradient histograms with --tensorboard; 0: none (default 100)",
     )  # fmt: skip
@@ -160,20 +158,20 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     try:
         result = fit(prepared, observers, start)
     except KeyboardInterrupt:
-        _write_reports(run_dir)  # best effort: a second Ctrl-C stops it
+        write_run_reports(run_dir)  # best effort: a second Ctrl-C stops it
         err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
         raise
     except Exception as exc:  # in the user's model or data: their traceback, then ours
         if not isinstance(exc, GradsightError):
             err.print(traceback.format_exc().rstrip(), markup=False, highlight=False)
-        _write_reports(run_dir)
+        write_run_reports(run_dir)
         err.print(
             f"gradsight: training failed: {one_line(exc)}; the run folder {run_dir} keeps its "
             "summary, plots, report and newest checkpoint",
             markup=False,
         )
         return ExitCode.FAILED
-    _write_reports(run_dir)
+    write_run_reports(run_dir)
     out.print(epoch_table(result.epochs))
     if result.status != "completed":
         err.print(f"gradsight: training {result.status}: {result.stop_reason}", markup=False)
@@ -182,15 +180,6 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         return ExitCode.OK
     nonfinite = any(f.kind == "nonfinite" for f in monitor.findings)
     return ExitCode.NONFINITE if nonfinite else ExitCode.FAILED
-
-
-def _write_reports(run_dir: Path) -> None:
-    """Write ``curves.png``, ``gradflow.png`` and ``report.html``; a failure only warns."""
-    for name, write in (("plots", write_plots), ("report.html", write_report)):
-        try:
-            write(run_dir)
-        except Exception as exc:  # the run is recorded; a drawing bug must not fail it
-            warnings.warn(f"could not write {name} into {run_dir}: {exc!r}", RuntimeWarning, 2)
 
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}

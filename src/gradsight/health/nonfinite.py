@@ -15,6 +15,7 @@ from gradsight.errors import ConfigError
 from gradsight.health.birthplace import Birthplace, LossFn, RngState, locate_nonfinite
 from gradsight.health.findings import Finding
 from gradsight.health.naming import nearest, summarize
+from gradsight.train.loop import one_line
 
 __all__ = ["Replay", "diagnose", "replay_of", "save_batch"]
 
@@ -70,7 +71,7 @@ def diagnose(
     try:
         born = locate_nonfinite(model, replay.batch, replay.loss_fn, rng)
     except Exception as exc:  # whatever the user's loss_fn raised
-        why = f"{type(exc).__name__}: {exc}"[:120]
+        why = one_line(exc, 120)
         born = Birthplace(None, None, None, f"the replay failed ({why})")
     param = born.params[0] if born.params else nearest(bad, born.module)
     msg = f"NaN/Inf gradient in {who}; {born.where}; {action}"

@@ -13,7 +13,7 @@ from torch import nn
 
 from gradsight.errors import ModelError
 
-__all__ = ["SIZE_ARGUMENTS", "import_model_class", "instantiate"]
+__all__ = ["SIZE_ARGUMENTS", "import_model_class", "instantiate", "names_a_file"]
 
 #: Keyword arguments gradsight passes to a model's constructor when its signature takes them.
 SIZE_ARGUMENTS = ("in_channels", "num_classes", "image_size")
@@ -46,6 +46,11 @@ def _load_module(dotted: str) -> ModuleType:
         ) from exc
 
 
+def names_a_file(where: str) -> bool:
+    """Whether the part of a model spec before ``:`` is a file path (else a module path)."""
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
 def import_model_class(spec: str) -> type[nn.Module]:
     """Import the class named by ``spec`` (``file.py:ClassName`` or ``package.module:ClassName``).
 
@@ -57,8 +62,7 @@ def import_model_class(spec: str) -> type[nn.Module]:
         raise ModelError(
             f"model '{spec}' must look like path/to/file.py:ClassName or pkg.mod:Class"
         )
-    is_file = where.endswith(".py") or "/" in where or "\\" in where
-    module = _load_file(Path(where)) if is_file else _load_module(where)
+    module = _load_file(Path(where)) if names_a_file(where) else _load_module(where)
     cls = getattr(module, class_name, None)
     if cls is None:
         found = sorted(

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -23,9 +24,15 @@ from gradsight.reports.graph_files import graph_bytes
 from gradsight.reports.graph_json import graph_from_dict
 from gradsight.reports.graph_render import GraphvizMissing
 from gradsight.reports.html_template import CSS, PAGE, SCRIPT, csp
-from gradsight.reports.plots import curve_data, draw_curves, draw_gradflow, gradflow_data
+from gradsight.reports.plots import (
+    curve_data,
+    draw_curves,
+    draw_gradflow,
+    gradflow_data,
+    write_plots,
+)
 
-__all__ = ["build_report", "highlight_map", "json_for_script", "write_report"]
+__all__ = ["build_report", "highlight_map", "json_for_script", "write_report", "write_run_reports"]
 
 _esc = html.escape
 
@@ -295,3 +302,13 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     path.write_text(build_report(run_dir), encoding="utf-8")
     return path
+
+
+def write_run_reports(run_dir: Path) -> None:
+    """Write ``curves.png``, ``gradflow.png`` and ``report.html`` into a run folder at the end
+    of a run, whatever its status; a failure only warns (the run itself is recorded)."""
+    for name, write in (("plots", write_plots), ("report.html", write_report)):
+        try:
+            write(run_dir)
+        except Exception as exc:  # a drawing bug must not fail or hide the run
+            warnings.warn(f"could not write {name} into {run_dir}: {exc!r}", RuntimeWarning, 3)
