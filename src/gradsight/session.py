@@ -29,6 +29,7 @@ from gradsight.env import collect_env
 from gradsight.health.birthplace import LossFn, replaying
 from gradsight.health.findings import EventLog, Finding
 from gradsight.health.monitor import GradMonitor, MonitorConfig
+from gradsight.health.scaler import Scaler
 from gradsight.reports.graph_files import write_first_step
 from gradsight.reports.html import write_run_reports
 from gradsight.train.loop import one_line
@@ -96,14 +97,23 @@ class WatchedRun:
         )  # fmt: skip
         self._metrics = (self.run_dir / "metrics.jsonl").open("a", encoding="utf-8")
 
-    def check(self, step: int, batch: Any = None, epoch: int = 0) -> bool:
+    def check(
+        self, step: int, batch: Any = None, epoch: int = 0, scaler: Scaler | None = None
+    ) -> bool:
         """Check the gradients of step ``step`` (after ``backward()``, before ``step()``);
         return True when the update must be skipped (a NaN/Inf, per the policy).
 
         ``batch`` is what ``loss_fn`` takes: it lets a NaN/Inf be traced to where it was
-        born, and the first step's graph and trace be written.
+        born, and the first step's graph and trace be written. With gradient accumulation,
+        call it once per optimizer step, after the last ``backward()``: it sees the summed
+        gradients, and replays ``batch`` (the last micro-batch) when one is NaN/Inf.
+
+        ``scaler``: your ``torch.amp.GradScaler``. A step it skips (NaN/Inf from an fp16
+        overflow) is counted as ``scaler_skipped_steps``, not reported, unless the skips
+        repeat (see :meth:`GradMonitor.check`); keep calling ``scaler.step`` and
+        ``scaler.update`` as usual.
         """
-        skip = self.monitor.check(step, epoch, batch=batch if self.loss_fn else None)
+        skip = self.monitor.check(step, epoch, batch=batch if self.loss_fn else None, scaler=scaler)
         self.steps = max(self.steps, step + 1)
         if not self._snapshot_done and batch is not None and self.loss_fn is not None:
             self._snapshot_done = True
@@ -130,7 +140,8 @@ class WatchedRun:
             return
         record = {"kind": "step", "step": step, **metrics,
                   "grad_norm_total": self.monitor.last_total,
-                  "skipped_steps": self.monitor.skipped}  # fmt: skip
+                  "skipped_steps": self.monitor.skipped,
+                  "scaler_skipped_steps": self.monitor.scaler_skipped}  # fmt: skip
         if self.monitor.layer_norms:
             record["grad_norm"] = dict(self.monitor.layer_norms)
         self._metrics.write(json.dumps(json_safe(record)) + "\n")
@@ -158,6 +169,7 @@ class WatchedRun:
             "stop_reason": reason,
             "steps": self.steps,
             "skipped_steps": self.monitor.skipped,
+            "scaler_skipped_steps": self.monitor.scaler_skipped,
             "findings": len(self.findings),
             "seconds": round(time.perf_counter() - self._started, 3),
         })  # fmt: skip

@@ -6,8 +6,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gradsight.config import TrainConfig, check_nonfinite_policy
+from gradsight.errors import ConfigError
 
-__all__ = ["MonitorConfig"]
+__all__ = ["MonitorConfig", "ends_interval"]
+
+
+def ends_interval(step: int, every: int) -> bool:
+    """Whether step ``step`` (0-based) is the last of an interval of ``every`` steps, as
+    the loop counts them (it logs once ``step + 1`` steps are done); never for 0.
+
+    >>> [s for s in range(7) if ends_interval(s, 3)]
+    [2, 5]
+    """
+    return every > 0 and (step + 1) % every == 0
 
 
 @dataclass(frozen=True)
@@ -33,9 +44,15 @@ class MonitorConfig:
     dead_relu_every: int = 100  # steps in a dead-ReLU window
     dead_relu_fraction: float = 0.5  # warn when more units than this never fired
     check_every: int = 1  # steps between reads of the NaN/Inf flag (a device sync each)
+    scaler_patience: int = 10  # GradScaler: report this many skipped steps in a row
 
     def __post_init__(self) -> None:
         check_nonfinite_policy(self.on_nonfinite, self.check_every)
+        patience = self.scaler_patience
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(
+                f"scaler_patience must be an integer >= 1, got {self.scaler_patience!r}"
+            )
 
     @classmethod
     def of(cls, config: TrainConfig, **overrides: Any) -> MonitorConfig:

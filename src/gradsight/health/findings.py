@@ -14,7 +14,7 @@ __all__ = ["KINDS", "EventLog", "Finding"]
 
 KINDS = (
     "nonfinite", "masked", "no_grad", "exploding", "vanishing", "update_ratio", "dead_relu",
-    "compiled",
+    "compiled", "scaler",
 )  # fmt: skip
 
 

@@ -22,30 +22,18 @@ from torch import Tensor, nn
 from gradsight.autograd.attribution import is_compiled, unwrap
 from gradsight.autograd.handles import HookHandle
 from gradsight.health.birthplace import LossFn, RngState, cuda_devices, rng_state
-from gradsight.health.config import MonitorConfig
+from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.health.dead_relu import DeadReluWatch
 from gradsight.health.findings import Finding
 from gradsight.health.masked import MaskedWatch
 from gradsight.health.nograd import NoGradWatch
-from gradsight.health.nonfinite import Replay, diagnose, replay_of, save_batch
+from gradsight.health.nonfinite import Replay, compiled_note, diagnose, replay_of, save_batch
 from gradsight.health.norms import NormChecks
+from gradsight.health.scaler import Scaler, ScalerWatch, grad_factor
 from gradsight.health.updates import UpdateRatios
 from gradsight.train.events import Observer, TrainState
 
 __all__ = ["GradMonitor", "MonitorConfig"]  # MonitorConfig: also importable from here
-
-
-def _ends_interval(step: int, every: int) -> bool:
-    """Whether step ``step`` (0-based) is the last of an interval of ``every`` steps, as
-    the loop counts them (it logs once ``step + 1`` steps are done); never for 0."""
-    return every > 0 and (step + 1) % every == 0
-
-
-_COMPILED = (
-    "the model is torch.compile'd: the backward of each compiled region is one autograd node "
-    "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
-    "located by replaying the step eagerly"
-)
 
 
 class GradMonitor(Observer):
@@ -119,12 +107,18 @@ class GradMonitor(Observer):
         self._updates = UpdateRatios(self.named, self.config.update_band)
         self._masked = MaskedWatch(self.config.sentinel_every)
         self._relus = DeadReluWatch(unwrap(model)) if self.config.dead_relu else None
+        self._scaler = ScalerWatch(self.config.scaler_patience)
         self._unread: list[tuple[int, int, Tensor | float]] = []  # (step, epoch, total) unread
 
     @property
     def totals(self) -> list[float]:
         """The running window of total gradient norms (the median's)."""
         return list(self._norms.totals)
+
+    @property
+    def scaler_skipped(self) -> int:
+        """Steps whose NaN/Inf gradients a ``GradScaler`` skipped (see :meth:`check`)."""
+        return self._scaler.skipped
 
     @property
     def layer_norms(self) -> dict[str, float]:
@@ -166,11 +160,18 @@ class GradMonitor(Observer):
         inputs: Tensor | None = None,
         targets: Tensor | None = None,
         batch: Any = None,
+        scaler: Scaler | None = None,
     ) -> bool:
         """Check the gradients now in ``.grad``; return True when the update must be skipped.
 
         The batch lets a NaN/Inf be traced to where it was born: ``batch`` (anything your
         ``loss_fn`` takes), or ``inputs``/``targets`` for cross-entropy on a tensor output.
+
+        With mixed precision pass the ``torch.amp.GradScaler``: a NaN/Inf step is one it
+        skips itself, counted (:attr:`scaler_skipped`) and reported only when skips repeat
+        (``config.scaler_patience`` in a row, or a scale below 1); True then comes only
+        under ``on_nonfinite="stop"``. Norms are read unscaled, whether or not
+        ``scaler.unscale_(optimizer)`` ran.
 
         Raises:
             ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
@@ -179,50 +180,61 @@ class GradMonitor(Observer):
         rng, self._rng = self._rng, None  # the next forward starts a new step
         if self._compiled and not self._said_compiled:
             self._said_compiled = True
-            self._emit(Finding(step, epoch, "compiled", "info", _COMPILED))
+            self._emit(compiled_note(step, epoch))
         grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
-        log_step = _ends_interval(step, self.config.log_every)
+        log_step = ends_interval(step, self.config.log_every)
         if not log_step or not grads:  # else _check_layers looks, with the norms
             self._emit(*self._nograd.check(step, epoch, len(grads)))
         if not grads:
             return False
-        norms = torch.stack(torch._foreach_norm([g for _, g in grads]))  # (P,) on the device
+        factor = grad_factor(scaler)  # scaled gradients: their norms in float64 (no overflow)
+        wide = torch.float64 if factor != 1.0 and grads[0][1].device.type != "mps" else None
+        norms = torch.stack(torch._foreach_norm([g for _, g in grads], 2, dtype=wide))  # (P,)
         total = torch.linalg.vector_norm(norms)  # the NaN/Inf flag: NaN/Inf iff any entry is
         if self._share_total:  # fit() clips with it: no second pass over the gradients
             self._total = total
         # On the CPU reading it costs no sync; keeping the tensor alive would cost time.
         self._unread.append((step, epoch, float(total) if total.device.type == "cpu" else total))
-        if not self._read_now(step):
+        if not self._read_now(step, scaler is not None):
             return False  # read later, without a sync now
         values = self._read_unread()  # the one sync of this step
         late = self._check_read(self._unread[:-1], values, step)
         self._unread = []
         if late is not None:
             return late
-        self.last_total = values[-1]
+        self.last_total = values[-1] * factor
         if not math.isfinite(self.last_total):
+            if scaler is not None and scaler.is_enabled():
+                found = self._scaler.skipped_step(step, epoch, scaler.get_scale())
+                if found is None:
+                    return False  # the scaler skips this update and lowers the scale
+                self._emit(found)
+                stop = self._nonfinite(step, epoch, [n for n, _ in grads], norms, replay, rng)
+                return stop and self.config.on_nonfinite == "stop"
             return self._nonfinite(step, epoch, [n for n, _ in grads], norms, replay, rng)
+        self._scaler.finite_step()
         self._check_total(step, epoch, self.last_total)
         if log_step:
-            self._check_layers(step, epoch, [n for n, _ in grads], norms)
+            self._check_layers(step, epoch, [n for n, _ in grads], norms * factor)
         return False
 
-    def _read_now(self, step: int) -> bool:
-        """Sync this step: every step by default; else every ``check_every`` steps, at
-        each log interval, and on sentinel steps (whose masked checks need the value)."""
+    def _read_now(self, step: int, scaler: bool) -> bool:
+        """Sync this step: every step by default or with a scaler (whose step syncs anyway);
+        else every ``check_every`` steps, at each log interval, and on sentinel steps."""
         every = self.config.check_every
         return (
             every == 1
+            or scaler
             or (step + 1) % every == 0
-            or _ends_interval(step, self.config.log_every)
+            or ends_interval(step, self.config.log_every)
             or self._masked.active
         )
 
     def _read_unread(self) -> list[float]:
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
         on_device = [t for _, _, t in self._unread if isinstance(t, Tensor)]
-        synced = iter(torch.stack([t.to(on_device[-1].device) for t in on_device]).tolist()
-                      if on_device else [])  # fmt: skip
+        wide = [t.to(on_device[-1].device, torch.float64) for t in on_device]
+        synced = iter(torch.stack(wide).tolist() if wide else [])
         return [float(next(synced)) if isinstance(t, Tensor) else t for _, _, t in self._unread]
 
     def _check_read(
@@ -281,9 +293,8 @@ class GradMonitor(Observer):
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to go on as if never stopped.
 
-        Plain Python values, and the dead-ReLU window as CPU bool tensors. The flags of
-        steps not read yet are synced and stored as numbers. The findings list itself is
-        not saved (the findings are in events.jsonl).
+        Plain Python values, and the dead-ReLU window as CPU bool tensors; the flags not
+        read yet are synced. The findings are not saved (they are in events.jsonl).
         """
         unread = [(s, e, v) for (s, e, _), v in zip(self._unread, self._read_unread(), strict=True)]
         return {
@@ -295,6 +306,7 @@ class GradMonitor(Observer):
             "update_warned": sorted(self._updates.warned),
             "unread": unread,
             "dead_relu": self._relus.state_dict() if self._relus is not None else {},
+            "scaler": self._scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -309,6 +321,7 @@ class GradMonitor(Observer):
         self._unread = [(int(s), int(e), float(v)) for s, e, v in state["unread"]]
         if self._relus is not None:  # absent from checkpoints older than the window's saving
             self._relus.load_state_dict(state.get("dead_relu", {}))
+        self._scaler.load_state_dict(state.get("scaler", {}))
 
     def _check_layers(self, step: int, epoch: int, names: list[str], norms: Tensor) -> None:
         grads = dict(zip(names, norms.tolist(), strict=True))
@@ -365,12 +378,12 @@ class GradMonitor(Observer):
         self.remove()
 
     def on_before_step(self, state: TrainState) -> None:
-        if _ends_interval(state.step, self.config.update_every) and not state.skip_step:
+        if ends_interval(state.step, self.config.update_every) and not state.skip_step:
             self._updates.before()
 
     def on_after_step(self, state: TrainState) -> None:
         cfg, step = self.config, state.step - 1  # the loop has counted the step just taken
-        if self._relus is not None and _ends_interval(step, cfg.dead_relu_every):
+        if self._relus is not None and ends_interval(step, cfg.dead_relu_every):
             dead = self._relus.findings(
                 state.step, state.epoch, cfg.dead_relu_every, cfg.dead_relu_fraction
             )
@@ -379,7 +392,7 @@ class GradMonitor(Observer):
             ratios, found = self._updates.after(step, state.epoch)
             state.extras["update_ratio"] = ratios
             self._emit(*found)
-        if not _ends_interval(step, cfg.log_every):
+        if not ends_interval(step, cfg.log_every):
             return  # the loop logs after this step: put the norms in that line
         state.extras["grad_norm_total"] = self.last_total
         state.extras["skipped_steps"] = self.skipped

@@ -17,7 +17,18 @@ from gradsight.health.findings import Finding
 from gradsight.health.naming import nearest, summarize
 from gradsight.train.loop import one_line
 
-__all__ = ["Replay", "diagnose", "replay_of", "save_batch"]
+__all__ = ["Replay", "compiled_note", "diagnose", "replay_of", "save_batch"]
+
+_COMPILED = (
+    "the model is torch.compile'd: the backward of each compiled region is one autograd node "
+    "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
+    "located by replaying the step eagerly"
+)
+
+
+def compiled_note(step: int, epoch: int) -> Finding:
+    """The ``compiled`` info finding: what a compiled model changes in traces and replays."""
+    return Finding(step, epoch, "compiled", "info", _COMPILED)
 
 
 @dataclass(frozen=True)
