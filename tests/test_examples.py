@@ -37,3 +37,25 @@ def test_the_language_model_learns() -> None:
     )  # fmt: skip
     final = float(done.stdout.split("final loss ")[1].split(";")[0])
     assert final < 1.0  # from ln(17) = 2.83: the counting pattern is learnt
+
+
+def test_the_lightning_example_stops_on_a_planted_nan(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    script = str(EXAMPLES / "lightning_vit.py")
+    common = ["--epochs", "1", "--images", "512"]
+    healthy = subprocess.run(
+        [sys.executable, script, "--run-dir", str(tmp_path / "ok"), *common],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert healthy.returncode == 0, healthy.stderr
+    assert "completed after 8 steps" in healthy.stdout
+    assert (tmp_path / "ok" / "report.html").is_file()
+    broken = subprocess.run(
+        [sys.executable, script, "--run-dir", str(tmp_path / "nan"), "--nan-at-step", "3", *common],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert broken.returncode == 0, broken.stderr
+    assert "stopped after 4 steps" in broken.stdout
+    assert "gradsight, step 3: " in broken.stdout and "encoder.1" in broken.stdout
+    events = [json.loads(line) for line in (tmp_path / "nan" / "events.jsonl").open()]
+    assert (events[0]["module"], events[0]["op"]) == ("encoder.1", "sqrt")

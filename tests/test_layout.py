@@ -21,6 +21,7 @@ LAYERS = [
     {"checkpoint", "health", "explain", "export"},
     {"reports"},  # renderers: plain data in, DOT/SVG/JSON/HTML/text out
     {"cli", "session"},  # the CLI (the only layer that parses or prints); watch()
+    {"integrations"},  # other frameworks' callbacks (Lightning), built on watch()
     {"__init__", "__main__", "observers"},  # the public names; 0.1's paths, deprecated
 ]
 

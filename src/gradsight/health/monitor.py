@@ -97,7 +97,7 @@ class GradMonitor(Observer):
         self._said_compiled = False
         self._rng: RngState | None = None  # random state before this step's first forward
         self._rng_devices: list[int] | None = None
-        self._hooks = HookHandle([model.register_forward_pre_hook(self._remember_rng)])
+        self._hooks = HookHandle([model.register_forward_pre_hook(self.remember_rng)])
         self._share_total = False  # set in fit() with clipping on
         self._total: Tensor | None = None  # this step's total gradient norm, for the loop
         self.skipped = 0
@@ -131,10 +131,11 @@ class GradMonitor(Observer):
             if self.on_finding is not None:
                 self.on_finding(finding)
 
-    def _remember_rng(self, module: nn.Module, args: Any) -> None:
-        """Forward pre-hook: keep the random state of the step's first forward pass with
-        gradients (an evaluation under ``torch.no_grad()`` does not count)."""
-        if self._rng is None and torch.is_grad_enabled():
+    def remember_rng(self, module: nn.Module, args: Any = (), again: bool = False) -> None:
+        """Keep the random state of the step's first forward pass with gradients (an
+        evaluation under ``torch.no_grad()`` does not count), for the replay: the forward
+        pre-hook calls it; a loop that knows where its step starts calls it ``again``."""
+        if (self._rng is None or again) and torch.is_grad_enabled():
             if self._rng_devices is None:
                 self._rng_devices = cuda_devices(module)
             self._rng = rng_state(self._rng_devices)
@@ -356,8 +357,7 @@ class GradMonitor(Observer):
         self._share_total = state.config.clip_grad_norm is not None
 
     def on_before_forward(self, state: TrainState) -> None:
-        self._rng = None
-        self._remember_rng(state.model, ())
+        self.remember_rng(state.model, again=True)
         self._masked.before_forward(state.model, state.step)
 
     def on_after_forward(self, state: TrainState) -> None:
