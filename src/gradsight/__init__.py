@@ -49,6 +49,10 @@ _LAZY = {
     "WatchedRun": "gradsight.session",
 }
 
+#: Names whose results Jupyter displays through gradsight.reports.notebook.
+_SHOWN = {"capture_graph", "capture_backward", "trace_backward", "GradMonitor", "Finding",
+          "watch", "WatchedRun", "fit"}  # fmt: skip
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -75,7 +79,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        if name in ("capture_graph", "capture_backward", "trace_backward"):
-            import_module("gradsight.reports.graph_render")  # graphs then show in Jupyter
+        if name in _SHOWN:  # what they make then shows in Jupyter (SVG, tables)
+            import_module("gradsight.reports.notebook")
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gradsight' has no attribute {name!r}")

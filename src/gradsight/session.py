@@ -27,7 +27,7 @@ from gradsight.autograd.attribution import ModuleAttribution, unwrap
 from gradsight.autograd.trace import trace_backward
 from gradsight.env import collect_env
 from gradsight.health.birthplace import LossFn, replaying
-from gradsight.health.findings import EventLog, Finding
+from gradsight.health.findings import EventLog, Finding, Findings
 from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.health.scaler import Scaler
 from gradsight.reports.graph_files import write_first_step
@@ -69,7 +69,7 @@ class WatchedRun:
             self._start_folder(config)
 
     @property
-    def findings(self) -> list[Finding]:
+    def findings(self) -> Findings:
         """Every finding so far."""
         return self.monitor.findings
 

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from gradsight.train.events import Observer, TrainState
 
-__all__ = ["KINDS", "EventLog", "Finding"]
+__all__ = ["KINDS", "EventLog", "Finding", "Findings"]
 
 KINDS = (
     "nonfinite", "masked", "no_grad", "exploding", "vanishing", "update_ratio", "dead_relu",
@@ -40,6 +40,15 @@ class Finding:
         if isinstance(self.value, float) and not math.isfinite(self.value):
             data["value"] = None
         return data
+
+
+class Findings(list[Finding]):
+    """The monitor's findings in the order they came: a list, which Jupyter shows as a
+    table once :mod:`gradsight.reports.notebook` is loaded."""
+
+    def errors(self) -> list[Finding]:
+        """The findings of severity ``error``."""
+        return [f for f in self if f.severity == "error"]
 
 
 class EventLog(Observer):

@@ -24,7 +24,7 @@ from gradsight.autograd.handles import HookHandle
 from gradsight.health.birthplace import LossFn, RngState, cuda_devices, rng_state
 from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.health.dead_relu import DeadReluWatch
-from gradsight.health.findings import Finding
+from gradsight.health.findings import Finding, Findings
 from gradsight.health.masked import MaskedWatch
 from gradsight.health.nograd import NoGradWatch
 from gradsight.health.nonfinite import Replay, compiled_note, diagnose, replay_of, save_batch
@@ -90,7 +90,7 @@ class GradMonitor(Observer):
         self.on_finding = on_finding
         self.run_dir = run_dir
         self.loss_fn = loss_fn
-        self.findings: list[Finding] = []
+        self.findings = Findings()
         self.named = [(n, p) for n, p in unwrap(model).named_parameters()]
         self._nograd = NoGradWatch(self.named)
         self._compiled = is_compiled(model)

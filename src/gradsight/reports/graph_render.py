@@ -238,13 +238,21 @@ def render(dot_source: str, fmt: str, *, timeout: float = 120.0) -> bytes:
     return proc.stdout
 
 
+_NO_DOT = (
+    "the graph is drawn by Graphviz, which is not installed: apt-get install graphviz "
+    "(Debian/Ubuntu), brew install graphviz (macOS) or conda install graphviz, then restart "
+    "the kernel; meanwhile gradsight.reports.graph_render.to_dot(graph) gives the DOT text"
+)
+
+
 def mimebundle(graph: AutogradGraph, include: Any = None, exclude: Any = None) -> dict[str, str]:
-    """Show ``graph`` in Jupyter: SVG when Graphviz is installed, else a text summary."""
+    """Show ``graph`` in Jupyter: SVG when Graphviz is installed, else how to install it."""
     text = repr(graph)
     try:
         svg = render(to_dot(graph), "svg").decode("utf-8")
     except GraphvizMissing:
-        return {"text/plain": text}
+        hint = f"<p><code>{html.escape(text)}</code></p><p>{html.escape(_NO_DOT)}</p>"
+        return {"text/html": hint, "text/plain": f"{text}\n{_NO_DOT}"}
     return {"image/svg+xml": svg, "text/plain": text}
 
 
