@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import gradsight
+from gradsight.health.config import MonitorConfig
 from gradsight.health.scaler import ScalerWatch, grad_factor
 from gradsight.train.runfiles import read_metrics
 
@@ -162,3 +163,16 @@ def test_grad_factor_without_a_scaler_or_disabled() -> None:
 def test_bad_patience_is_refused(bad: object) -> None:
     with pytest.raises(gradsight.ConfigError, match="scaler_patience"):
         gradsight.MonitorConfig(scaler_patience=bad)  # type: ignore[arg-type]
+
+
+def test_a_finite_step_ends_the_run_of_skips() -> None:
+    """Skips broken by a finite step (the scale found, then grown once too far) are not a
+    run: patience counts skips in a row."""
+    model = nn.GRU(3, 4)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    with gradsight.GradMonitor(model, MonitorConfig(scaler_patience=3)) as monitor:
+        for step, bad in enumerate([True, True, False, True, True, False, True, True]):
+            for p in model.parameters():
+                p.grad = torch.full_like(p, math.nan if bad else 0.5)
+            assert not monitor.check(step, scaler=scaler)
+    assert monitor.scaler_skipped == 6 and monitor.findings == []

@@ -244,3 +244,43 @@ def test_importing_without_lightning_names_the_package() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "pip install 'gradsight[lightning]'" in proc.stderr.splitlines()[-1]
+
+
+def test_other_ranks_check_but_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pl.Trainer, "is_global_zero", property(lambda self: False))
+    trainer, callback = _trainer(tmp_path / "run")
+    _fit(ResidualMLP(nan_at=3), trainer)
+    assert not (tmp_path / "run").exists()  # rank 0 writes the folder, not this rank
+    assert callback.run is not None and callback.run.run_dir is None
+    assert [f.step for f in callback.run.findings if f.kind == "nonfinite"] == [3]
+    assert trainer.should_stop  # every rank stops on the same (all-reduced) gradients
+
+
+def test_the_replay_starts_from_training_steps_random_state(tmp_path: Path) -> None:
+    """Dropout in the replay draws the masks the step drew: the random state kept is the one
+    training_step started from (taken in on_train_batch_start, not at the first forward)."""
+    at_start: list[Tensor] = []
+    kept: list[Tensor] = []
+
+    class Drawing(ResidualMLP):
+        def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+            at_start.append(torch.get_rng_state())
+            torch.rand(3)  # random work before the forward, e.g. augmentation
+            return super().training_step(batch, batch_idx)
+
+    callback = GradsightCallback(log_every=2)
+
+    class Peek(pl.Callback):  # runs before gradsight's check, which resets the state
+        def on_before_optimizer_step(self, *args: Any) -> None:
+            assert callback.run is not None and callback.run.monitor._rng is not None
+            kept.append(callback.run.monitor._rng[0])
+
+    trainer = pl.Trainer(
+        accelerator="cpu", callbacks=[Peek(), callback], max_epochs=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    _fit(Drawing(), trainer, n=24)
+    assert len(kept) == len(at_start) == 3
+    assert all(torch.equal(a, b) for a, b in zip(at_start, kept, strict=True))
