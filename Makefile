@@ -13,7 +13,7 @@ STAMP := $(VENV)/.gradsight-installed
 help:
 	@echo "make demo   set up, then train the article's CNN on the bundled Fashion-MNIST subset"
 	@echo "make test   set up, then run the test suite"
-	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make lint   ruff (lint + format check), mypy and hadolint"
 	@echo "make bench  run the five benchmarks in benchmarks/ on the CPU (minutes); GPU: benchmarks/gpu_checks.sh"
 
 $(STAMP): pyproject.toml
@@ -31,13 +31,14 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks scripts examples
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples notebooks
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples notebooks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 format: venv
-	$(VENV)/bin/ruff check --fix src tests benchmarks scripts examples
-	$(VENV)/bin/ruff format src tests benchmarks scripts examples
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts examples notebooks
+	$(VENV)/bin/ruff format src tests benchmarks scripts examples notebooks
 
 bench: venv
 	$(PY) benchmarks/bench_train.py
