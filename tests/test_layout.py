@@ -14,7 +14,7 @@ PACKAGE = Path(gradsight.__file__).parent
 #: Lowest first. A module may import from its own package and from lower layers only.
 LAYERS = [
     {"errors", "env", "rng", "_deprecated"},
-    {"config", "data", "numpy_ref"},
+    {"config", "data", "numpy_ref", "doctor"},  # doctor: is this machine ready (probes)
     {"models"},
     {"autograd"},  # any autograd graph: needs nothing from training
     {"train"},  # the loop, its events, and the loop's own observers
