@@ -14,7 +14,7 @@ help:
 	@echo "make demo   set up, then train the article's CNN on the bundled Fashion-MNIST subset"
 	@echo "make test   set up, then run the test suite"
 	@echo "make lint   ruff (lint + format check), mypy and hadolint"
-	@echo "make bench  run the five benchmarks in benchmarks/ on the CPU (minutes); GPU: benchmarks/gpu_checks.sh"
+	@echo "make bench  run the six benchmarks in benchmarks/ on the CPU (minutes); GPU: benchmarks/gpu_checks.sh"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "gradsight needs Python 3.10+"'
@@ -46,6 +46,7 @@ bench: venv
 	$(PY) benchmarks/bench_trace.py
 	$(PY) benchmarks/bench_monitor.py
 	$(PY) benchmarks/bench_numpy_ref.py
+	$(PY) benchmarks/bench_distributed.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.health.scaler import Scaler
 from gradsight.reports.graph_files import write_first_step
 from gradsight.reports.html import write_run_reports
+from gradsight.train.distributed import current_ranks
 from gradsight.train.loop import one_line
 from gradsight.train.runfiles import json_safe, write_json
 
@@ -206,7 +207,8 @@ def watch(
         loss_fn: ``loss_fn(model, batch) -> loss`` as your step computes it; with it a
             NaN/Inf is traced to where it was born and the first step is drawn.
         run_dir: where to write the run folder (created; must be new or empty); None
-            writes nothing.
+            writes nothing. Under ``torchrun`` only rank 0 writes it; every rank checks, and
+            the ranks' NaN/Inf flags are all-reduced so they all decide alike.
         on_finding: called with each finding (``print`` shows them as they come).
         monitor_options: :class:`~gradsight.health.config.MonitorConfig` fields, e.g.
             ``on_nonfinite="warn"``, ``log_every=50``.
@@ -226,4 +228,7 @@ def watch(
     (3, [])
     """
     config = MonitorConfig(**monitor_options)
+    ranks = current_ranks()
+    if ranks is not None and not ranks.is_main:
+        run_dir = None  # under torchrun rank 0 writes the folder; every rank checks
     return WatchedRun(model, loss_fn, Path(run_dir) if run_dir else None, config, on_finding)

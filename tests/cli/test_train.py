@@ -235,7 +235,7 @@ def test_nan_stops_with_exit_3_names_the_module_and_keeps_weights_finite(tmp_pat
     assert (nonfinite["phase"], nonfinite["module"], nonfinite["op"]) == ("forward", "act", "log")
     assert set(nonfinite) == {
         "step", "epoch", "kind", "severity", "module", "param", "phase", "op", "value", "message",
-        "params",
+        "params", "ranks",
     }  # fmt: skip
     assert nonfinite["params"] == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     assert nonfinite["param"] == "fc2.weight"  # no parameter in act: the layer it feeds

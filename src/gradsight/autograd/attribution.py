@@ -18,14 +18,19 @@ __all__ = ["ModuleAttribution", "is_compiled", "module_type", "unwrap"]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """Return the module a ``torch.compile`` wrapper holds (``model`` itself if none).
+    """Return the module a ``torch.compile`` or (Distributed)DataParallel wrapper holds
+    (``model`` itself if none).
 
-    Its parameter names carry no ``_orig_mod.`` prefix, and hooks on it see the eager
-    forward, when one runs.
+    Its parameter names carry no ``_orig_mod.`` or ``module.`` prefix, hooks on it see the
+    eager forward, when one runs, and a forward through it runs none of DDP's collectives.
     """
-    while isinstance(getattr(model, "_orig_mod", None), nn.Module):
-        model = model._orig_mod  # type: ignore[assignment]
-    return model
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod  # type: ignore[assignment]
+        elif isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
 
 
 def module_type(model: nn.Module, name: str | None) -> str | None:

@@ -9,9 +9,11 @@ from typing import Any, Protocol
 
 import torch
 
+from gradsight.autograd.attribution import unwrap
 from gradsight.config import TrainConfig
 from gradsight.errors import CheckpointError
 from gradsight.rng import capture_rng
+from gradsight.train.distributed import world_size
 from gradsight.train.events import EpochRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.setup import Prepared
@@ -51,8 +53,9 @@ def capture(
     """
     return {
         "format": FORMAT,
+        "world_size": world_size(),
         "config": state.config.to_dict(),
-        "model": {k: v.detach().to("cpu") for k, v in state.model.state_dict().items()},
+        "model": {k: v.detach().to("cpu") for k, v in unwrap(state.model).state_dict().items()},
         "optimizer": state.optimizer.state_dict(),
         "epoch": epoch,
         "batch_index": batch_index,
@@ -99,7 +102,13 @@ class Checkpoint:
     def restore(self, prepared: Prepared) -> ResumePoint:
         """Load the weights and optimizer state into ``prepared``; return where to resume."""
         p = self.payload
-        prepared.model.load_state_dict(p["model"])
+        saved, now = int(p.get("world_size", 1)), world_size()
+        if saved != now:
+            raise CheckpointError(
+                f"{self.path} was saved by a run on {saved} process(es), this one has {now}: "
+                f"resume with the same world size (torchrun --nnodes x --nproc_per_node = {saved})"
+            )
+        unwrap(prepared.model).load_state_dict(p["model"])
         prepared.optimizer.load_state_dict(p["optimizer"])
         return ResumePoint(
             epoch=int(p["epoch"]),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
+import json
 import os
 import traceback
 from pathlib import Path
 
 from rich.console import Console
+from torch import nn
 
 from gradsight.checkpoint import CheckpointObserver
 from gradsight.cli.app import ExitCode, build_parser
@@ -28,8 +31,19 @@ from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
 from gradsight.reports.html import write_run_reports
 from gradsight.train import Observer, fit, prepare
+from gradsight.train.device import resolve_device
+from gradsight.train.distributed import (
+    Ranks,
+    broadcast_object,
+    init_distributed,
+    leave_process_group,
+    local_module,
+    ranks_from_env,
+    weights_agree,
+)
 from gradsight.train.loop import one_line
 from gradsight.train.recorder import RunRecorder
+from gradsight.train.runfiles import write_json
 from gradsight.train.snapshot import FirstStepSnapshot
 from gradsight.train.tensorboard import TensorBoardLogger, require_tensorboard
 
@@ -105,8 +119,35 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run ``gradsight train`` and return its exit code.
 
     Every input is checked (config, data, model, device) before the run folder is created,
-    so bad input leaves nothing behind.
+    so bad input leaves nothing behind. Under ``torchrun`` every process trains its shard
+    (:mod:`gradsight.train.distributed`); rank 0 alone prints progress and writes files.
     """
+    ranks = ranks_from_env()
+    if ranks is None:
+        return _run_train(args, out, err, None)
+    if not ranks.is_main:  # the other ranks train quietly; their errors still show
+        out, args.quiet = Console(file=io.StringIO()), True
+    init_distributed(ranks, resolve_device(config_from_args(args).device))
+    code = _run_train(args, out, err, ranks)  # an exception exits without waiting: torchrun
+    leave_process_group()  # then stops the other ranks
+    return code
+
+
+def _new_run_dir(path: Path, ranks: Ranks | None) -> Path:
+    """Rank 0's run folder, checked, on every rank (a default name holds the time)."""
+    problem = None
+    if ranks is None or ranks.is_main:
+        try:
+            _check_run_dir(path)
+        except ConfigError as exc:
+            problem = str(exc)
+    path, problem = broadcast_object((path, problem))
+    if problem is not None:
+        raise ConfigError(problem)
+    return Path(path)
+
+
+def _run_train(args: argparse.Namespace, out: Console, err: Console, ranks: Ranks | None) -> int:
     given = config_from_args(args)
     resumed = find_resume(args, out) if args.resume else None
     if resumed is not None:
@@ -118,17 +159,21 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         os.path.abspath(resumed.run_dir if resumed else args.out or default_run_dir(config))
     )
     if resumed is None:
-        _check_run_dir(run_dir)
+        run_dir = _new_run_dir(run_dir, ranks)
     settings = checkpoint_settings(config, args.checkpoint_dir, run_dir)
     prepared = prepare(config)
     start = resumed.restore(prepared, err) if resumed else None
     info = prepared.data.info
     n_params = sum(p.numel() for p in prepared.model.parameters())
+    where = str(prepared.device)
+    if ranks is not None:
+        where = f"{ranks.world_size} processes ({prepared.device.type}, DDP)"
+    batch = f"batch {config.batch_size}" + (f" x {ranks.world_size}" if ranks else "")
     out.print(
         f"gradsight: training {config.model} ({n_params:,} parameters) on {info.name} "
         f"({info.train_size:,} train / {info.test_size:,} test, {info.channels}x"
-        f"{info.image_size[0]}x{info.image_size[1]}) on {prepared.device}, "
-        f"{config.optimizer} lr {config.lr}, batch {config.batch_size}, {config.epochs} epochs",
+        f"{info.image_size[0]}x{info.image_size[1]}) on {where}, "
+        f"{config.optimizer} lr {config.lr}, {batch}, {config.epochs} epochs",
         highlight=False,
     )
     events = EventLog(run_dir / "events.jsonl")
@@ -137,9 +182,11 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         events.write(finding)
         _show(out, finding)
 
-    monitor = GradMonitor(
-        prepared.model, MonitorConfig.of(config), on_finding=report, run_dir=run_dir
-    )
+    main = ranks is None or ranks.is_main
+    monitor = GradMonitor(  # on every rank: each replays its own batch; rank 0 reports
+        local_module(prepared.model), MonitorConfig.of(config),
+        on_finding=report if main else None, run_dir=run_dir if main else None,
+    )  # fmt: skip
     if resumed is not None and (saved := resumed.checkpoint.observer_state("monitor")):
         monitor.load_state_dict(saved)  # its medians and what it already reported
     observers: list[Observer] = [
@@ -153,25 +200,32 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
     observers.append(CheckpointObserver(settings, run_dir, {"monitor": monitor}))
     if start is not None:  # the first step's graph and trace belong to the original run
         observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]
+    if not main:  # only rank 0 writes the run folder, checkpoints and TensorBoard files
+        observers = [monitor]
     if not args.quiet:
         observers.append(ProgressDisplay(out, prepared.data.train.num_batches(config.batch_size)))
     try:
         result = fit(prepared, observers, start)
     except KeyboardInterrupt:
-        write_run_reports(run_dir)  # best effort: a second Ctrl-C stops it
+        if main:
+            write_run_reports(run_dir)  # best effort: a second Ctrl-C stops it
         err.print(f"gradsight: interrupted; partial run kept in {run_dir}", markup=False)
         raise
     except Exception as exc:  # in the user's model or data: their traceback, then ours
         if not isinstance(exc, GradsightError):
             err.print(traceback.format_exc().rstrip(), markup=False, highlight=False)
-        write_run_reports(run_dir)
+        if main:
+            write_run_reports(run_dir)
         err.print(
             f"gradsight: training failed: {one_line(exc)}; the run folder {run_dir} keeps its "
             "summary, plots, report and newest checkpoint",
             markup=False,
         )
         return ExitCode.FAILED
-    write_run_reports(run_dir)
+    if ranks is not None:
+        _check_ranks_agree(prepared.model, ranks, run_dir, err)
+    if main:
+        write_run_reports(run_dir)
     out.print(epoch_table(result.epochs))
     if result.status != "completed":
         err.print(f"gradsight: training {result.status}: {result.stop_reason}", markup=False)
@@ -180,6 +234,22 @@ def run_train(args: argparse.Namespace, out: Console, err: Console) -> int:
         return ExitCode.OK
     nonfinite = any(f.kind == "nonfinite" for f in monitor.findings)
     return ExitCode.NONFINITE if nonfinite else ExitCode.FAILED
+
+
+def _check_ranks_agree(model: nn.Module, ranks: Ranks, run_dir: Path, err: Console) -> None:
+    """Compare the ranks' final weights; rank 0 records the answer in summary.json."""
+    same = weights_agree(model)
+    if not ranks.is_main:
+        return
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    summary["distributed"] = {"world_size": ranks.world_size, "weights_identical": same}
+    write_json(run_dir / "summary.json", summary)
+    if not same:
+        err.print(
+            "gradsight: warning: the ranks' final weights differ (a non-deterministic kernel "
+            "or an op outside DDP); model.pt holds rank 0's",
+            markup=False,
+        )
 
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}

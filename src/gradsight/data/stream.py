@@ -52,8 +52,25 @@ class StreamSplit:
             num_workers=self.num_workers,
             pin_memory=device is not None and device.type == "cuda",
         )
-        for x, y in loader:
-            if device is not None and x.device != device:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-            yield x, y
+        yield from _moved(loader, device)
+
+    def batches_of(
+        self, steps: list[list[int]], device: torch.device | None = None
+    ) -> Iterator[Batch]:
+        """Yield one batch per list of sample indices in ``steps``, in that order (a rank's
+        share of each global batch in distributed training)."""
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=steps,
+            num_workers=self.num_workers,
+            pin_memory=device is not None and device.type == "cuda",
+        )
+        yield from _moved(loader, device)
+
+
+def _moved(loader: DataLoader[Any], device: torch.device | None) -> Iterator[Batch]:
+    for x, y in loader:
+        if device is not None and x.device != device:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+        yield x, y

@@ -33,10 +33,11 @@ class Finding:
     op: str | None = None  # torch function (forward) or autograd node (backward)
     value: float | None = None
     params: tuple[str, ...] = ()  # every parameter concerned; ``param`` is the nearest one
+    ranks: tuple[int, ...] = ()  # torchrun: the ranks whose own batch made the NaN/Inf
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["params"] = list(self.params)
+        data["params"], data["ranks"] = list(self.params), list(self.ranks)
         if isinstance(self.value, float) and not math.isfinite(self.value):
             data["value"] = None
         return data

@@ -27,8 +27,16 @@ from gradsight.health.dead_relu import DeadReluWatch
 from gradsight.health.findings import Finding, Findings
 from gradsight.health.masked import MaskedWatch
 from gradsight.health.nograd import NoGradWatch
-from gradsight.health.nonfinite import Replay, compiled_note, diagnose, replay_of, save_batch
+from gradsight.health.nonfinite import (
+    Replay,
+    compiled_note,
+    diagnose,
+    late_note,
+    replay_of,
+    save_batch,
+)
 from gradsight.health.norms import NormChecks
+from gradsight.health.ranks import across_ranks, global_flags
 from gradsight.health.scaler import Scaler, ScalerWatch, grad_factor
 from gradsight.health.updates import UpdateRatios
 from gradsight.train.events import Observer, TrainState
@@ -52,9 +60,8 @@ class GradMonitor(Observer):
     ``with`` block) takes it off. As an observer of :func:`~gradsight.train.fit` it takes
     that state from the loop's ``before_forward`` event instead, and holds no hook.
 
-    Its state (running medians, counters, what was already reported) goes into
-    checkpoints through :meth:`state_dict` / :meth:`load_state_dict`, so a resumed run
-    neither repeats nor forgets findings.
+    Its state (medians, counters, what was reported) goes into checkpoints through
+    :meth:`state_dict`, so a resumed run neither repeats nor forgets findings.
 
     Args:
         model: the model whose parameters are watched; a ``torch.compile`` wrapper is
@@ -198,7 +205,7 @@ class GradMonitor(Observer):
         self._unread.append((step, epoch, float(total) if total.device.type == "cpu" else total))
         if not self._read_now(step, scaler is not None):
             return False  # read later, without a sync now
-        values = self._read_unread()  # the one sync of this step
+        values = global_flags(self._read_unread(), total.device)  # the one sync of this step
         late = self._check_read(self._unread[:-1], values, step)
         self._unread = []
         if late is not None:
@@ -264,14 +271,7 @@ class GradMonitor(Observer):
         policy = self.config.on_nonfinite  # stop or warn: skip needs check_every == 1
         if not self._diagnosed:
             self._diagnosed = True
-            action = "stopping" if policy == "stop" else "continuing"
-            msg = (
-                f"NaN/Inf gradient at step {first}, read at step {now}: the flag is read every "
-                f"{self.config.check_every} steps, so the updates of steps {first}..{now - 1} "
-                "may have used it; rerun with --nonfinite-check-every 1 to name where it was "
-                f"born; {action}"
-            )
-            self._emit(Finding(first, epoch, "nonfinite", "error", msg))
+            self._emit(late_note(first, epoch, now, self.config.check_every, policy))
         skip = policy == "stop"  # under --clip-grad-norm the loop skips a NaN/Inf update itself
         self.skipped += skip
         return skip
@@ -283,7 +283,7 @@ class GradMonitor(Observer):
         """
         if not self._unread:
             return
-        values = self._read_unread()
+        values = global_flags(self._read_unread(), self.named[0][1].device)
         now = self._unread[-1][0] + 1 if step is None else step
         late = self._check_read(self._unread, values, now)
         self._unread = []
@@ -344,7 +344,7 @@ class GradMonitor(Observer):
         self._diagnosed = True
         action = {"stop": "stopping", "skip": "skipping this update", "warn": "continuing"}[policy]
         every = [n for n, _ in self.named]
-        self._emit(diagnose(self.model, step, epoch, bad, every, replay, rng, action))
+        self._emit(across_ranks(diagnose(self.model, step, epoch, bad, every, replay, rng, action)))
         if replay is not None and self.run_dir is not None:
             save_batch(self.run_dir / f"nonfinite-step{step}.pt", self.model, step, replay.batch)
         return skip

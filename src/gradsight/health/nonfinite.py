@@ -17,13 +17,25 @@ from gradsight.health.findings import Finding
 from gradsight.health.naming import nearest, summarize
 from gradsight.train.loop import one_line
 
-__all__ = ["Replay", "compiled_note", "diagnose", "replay_of", "save_batch"]
+__all__ = ["Replay", "compiled_note", "diagnose", "late_note", "replay_of", "save_batch"]
 
 _COMPILED = (
     "the model is torch.compile'd: the backward of each compiled region is one autograd node "
     "(CompiledFunctionBackward), so traces and graphs show it as one step; a NaN/Inf is "
     "located by replaying the step eagerly"
 )
+
+
+def late_note(first: int, epoch: int, now: int, every: int, policy: str) -> Finding:
+    """The finding for a NaN/Inf flag set at step ``first``, read only at step ``now``
+    (the flag read every ``every`` steps), under the ``stop`` or ``warn`` policy."""
+    msg = (
+        f"NaN/Inf gradient at step {first}, read at step {now}: the flag is read every "
+        f"{every} steps, so the updates of steps {first}..{now - 1} may have used it; rerun "
+        "with --nonfinite-check-every 1 to name where it was born; "
+        + ("stopping" if policy == "stop" else "continuing")
+    )
+    return Finding(first, epoch, "nonfinite", "error", msg)
 
 
 def compiled_note(step: int, epoch: int) -> Finding:

@@ -18,6 +18,7 @@ from torch import nn
 from gradsight.data.base import Split
 from gradsight.rng import restore_rng
 from gradsight.train.clip import clip_gradients
+from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.setup import Prepared
@@ -117,8 +118,9 @@ def evaluate(
         loss_sum += nn.functional.cross_entropy(outputs, targets, reduction="sum").double()
         hits += (outputs.argmax(dim=1) == targets).sum()
     model.train(was_training)
-    n = max(len(split), 1)
-    return float(loss_sum) / n, int(hits) / n
+    n = max(len(split), 1)  # a sharded split: the whole split, its sums added over the ranks
+    total_loss, total_hits = all_reduce_sums([float(loss_sum), int(hits)], device)
+    return total_loss / n, round(total_hits) / n
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord
 
 __all__ = ["MetricWindow", "ResumePoint"]
@@ -52,6 +53,11 @@ class MetricWindow:
         hits = sum(h for h in self.hits if isinstance(h, int))
         hits += int(torch.stack(on_device).sum()) if on_device else 0
         images, seconds = sum(self.sizes), time.perf_counter() - self.started
+        # under torchrun: every rank's window added up (each rank flushes at the same steps)
+        loss_sum, hits_f, images_f = all_reduce_sums(
+            [loss_sum, hits, images], self.losses[0].device
+        )
+        hits, images = round(hits_f), round(images_f)
         self.losses, self.hits, self.sizes = [], [], []
         self.started = time.perf_counter()
         self.loss_total, self.hits_total = self.loss_total + loss_sum, self.hits_total + hits

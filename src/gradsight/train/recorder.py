@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import torch
 
+from gradsight.autograd.attribution import unwrap
 from gradsight.env import collect_env
 from gradsight.train.events import EpochRecord, Observer, StepRecord, TrainState
 from gradsight.train.runfiles import json_safe, write_json
@@ -67,7 +68,7 @@ class RunRecorder(Observer):
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
-        weights = {k: v.detach().to("cpu") for k, v in state.model.state_dict().items()}
+        weights = {k: v.detach().to("cpu") for k, v in unwrap(state.model).state_dict().items()}
         bad = [k for k, v in weights.items() if v.is_floating_point() and not v.isfinite().all()]
         if not bad:  # a NaN/Inf weight is never written
             tmp = self.run_dir / "model.pt.tmp"

@@ -17,6 +17,13 @@ from gradsight.errors import ConfigError
 from gradsight.models import build_model, check_model_fits
 from gradsight.rng import seed_everything
 from gradsight.train.device import resolve_device
+from gradsight.train.distributed import (
+    Ranks,
+    ShardedSplit,
+    init_distributed,
+    ranks_from_env,
+    wrap_model,
+)
 
 __all__ = [
     "CUBLAS_WORKSPACE",
@@ -69,6 +76,7 @@ class Prepared:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     device: torch.device
+    ranks: Ranks | None = None  # under torchrun: this process's rank; model in DDP
 
 
 def _data_on(data: LoadedDataset, device: torch.device) -> LoadedDataset:
@@ -83,14 +91,26 @@ def _data_on(data: LoadedDataset, device: torch.device) -> LoadedDataset:
     return LoadedDataset(info=data.info, train=train, test=test)
 
 
+def _sharded(data: LoadedDataset, ranks: Ranks) -> LoadedDataset:
+    train, test = ShardedSplit(data.train, ranks), ShardedSplit(data.test, ranks)
+    return LoadedDataset(info=data.info, train=train, test=test)
+
+
 def prepare(config: TrainConfig) -> Prepared:
     """Load the data, pick the device, build and check the model, build the optimizer.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) this process also joins the process group, takes
+    its GPU (``cuda:LOCAL_RANK``) or the CPU, wraps the model in DistributedDataParallel and
+    trains on its shard of each batch (:mod:`gradsight.train.distributed`).
 
     Raises:
         GradsightError: any input problem (data, model, device, optimizer), before any file
             is written.
     """
     device = resolve_device(config.device)
+    ranks = ranks_from_env()
+    if ranks is not None:
+        device = init_distributed(ranks, device)
     set_deterministic(config.deterministic)
     data = load_dataset(
         config.dataset,
@@ -104,4 +124,8 @@ def prepare(config: TrainConfig) -> Prepared:
     model = build_model(config.model, data.info).to(device)
     check_model_fits(model, data.info, device)
     optimizer = build_optimizer(config, model)
-    return Prepared(config, _data_on(data, device), model, optimizer, device)
+    data = _data_on(data, device)
+    if ranks is None:
+        return Prepared(config, data, model, optimizer, device)
+    model = wrap_model(model, device)
+    return Prepared(config, _sharded(data, ranks), model, optimizer, device, ranks)
