@@ -10,10 +10,23 @@ from typing import Any
 
 from gradsight.errors import ConfigError
 
-__all__ = ["NONFINITE_POLICIES", "OPTIMIZERS", "TrainConfig", "check_nonfinite_policy"]
+__all__ = [
+    "AMP_MODES",
+    "LR_SCHEDULES",
+    "NONFINITE_POLICIES",
+    "OPTIMIZERS",
+    "TrainConfig",
+    "check_nonfinite_policy",
+]
 
 #: Optimizers ``TrainConfig.optimizer`` accepts.
 OPTIMIZERS = ("sgd", "adam")
+
+#: Mixed precision (``--amp``): off, bfloat16 autocast, float16 autocast with a GradScaler.
+AMP_MODES = ("off", "bf16", "fp16")
+
+#: Learning-rate schedules (``--lr-schedule``), stepped once per optimizer step.
+LR_SCHEDULES = ("none", "cosine", "onecycle")
 
 
 #: What to do with a NaN/Inf gradient (``--on-nonfinite``): skip the update and stop the run,
@@ -83,6 +96,11 @@ class TrainConfig:
     keep_checkpoints: int = 3  # numbered checkpoints kept besides last.pt
     tensorboard: bool = False  # TensorBoard event files in RUN_DIR/tensorboard
     tensorboard_hist_every: int = 100  # steps between gradient histograms (0: none)
+    amp: str = "off"  # mixed precision: off, bf16 (CPU or GPU), fp16 (CUDA, with a GradScaler)
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False  # model and batches in channels-last memory
+    lr_schedule: str = "none"  # none, cosine (after warmup_epochs), onecycle
+    warmup_epochs: float = 0.0  # linear warm-up of the schedule, in epochs
 
     def __post_init__(self) -> None:
         _require_positive("lr", self.lr, "--lr")
@@ -107,6 +125,20 @@ class TrainConfig:
             raise ConfigError(
                 f"--tensorboard-hist-every must be >= 0, got {self.tensorboard_hist_every}"
             )
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"invalid --amp '{self.amp}'. Valid modes: {', '.join(AMP_MODES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"invalid --lr-schedule '{self.lr_schedule}'. Valid schedules: "
+                f"{', '.join(LR_SCHEDULES)}"
+            )
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ConfigError(
+                f"--warmup-epochs must be >= 0 and below --epochs {self.epochs}, got "
+                f"{self.warmup_epochs!r}"
+            )
+        if self.warmup_epochs and self.lr_schedule == "none":
+            raise ConfigError("--warmup-epochs needs --lr-schedule cosine or onecycle")
         if self.momentum and self.optimizer != "sgd":
             raise ConfigError(f"--momentum applies to sgd only, not '{self.optimizer}'")
 

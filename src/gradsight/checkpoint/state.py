@@ -57,6 +57,8 @@ def capture(
         "config": state.config.to_dict(),
         "model": {k: v.detach().to("cpu") for k, v in unwrap(state.model).state_dict().items()},
         "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
+        "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "epoch": epoch,
         "batch_index": batch_index,
         "step": state.step,
@@ -110,6 +112,8 @@ class Checkpoint:
             )
         unwrap(prepared.model).load_state_dict(p["model"])
         prepared.optimizer.load_state_dict(p["optimizer"])
+        if prepared.scheduler is not None and p.get("scheduler") is not None:
+            prepared.scheduler.load_state_dict(p["scheduler"])
         return ResumePoint(
             epoch=int(p["epoch"]),
             batch_index=int(p["batch_index"]),
@@ -119,5 +123,6 @@ class Checkpoint:
             data_order_state=p["data_order_state"],
             window=MetricWindow.from_dict(p["window"], prepared.device),
             rng=p["rng"],
+            scaler=p.get("scaler"),
             clipped_steps=int(p.get("clipped_steps", 0)),
         )

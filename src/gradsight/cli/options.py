@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from gradsight.config import NONFINITE_POLICIES, OPTIMIZERS, TrainConfig
+from gradsight.config import AMP_MODES, LR_SCHEDULES, NONFINITE_POLICIES, OPTIMIZERS, TrainConfig
 from gradsight.data.registry import FOLDER_PREFIX
 from gradsight.models.user import names_a_file
 
@@ -68,6 +68,29 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default 64")
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default 3")
+    g.add_argument(
+        "--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+        help="learning rate per step: none (default), cosine decay to 0 after "
+        "--warmup-epochs of linear warm-up, or onecycle (peaking at --lr)",
+    )  # fmt: skip
+    g.add_argument(
+        "--warmup-epochs", type=float, default=DEFAULTS.warmup_epochs, metavar="E",
+        help="linear warm-up of the schedule, in epochs (default 0)",
+    )  # fmt: skip
+    fast = parser.add_argument_group("speed")
+    fast.add_argument(
+        "--amp", choices=AMP_MODES, default=DEFAULTS.amp,
+        help="mixed precision: bf16 autocast (CPU or GPU), fp16 autocast with a GradScaler "
+        "(CUDA); default off",
+    )  # fmt: skip
+    fast.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the model (the first steps compile; needs a C++ compiler on the CPU)",
+    )  # fmt: skip
+    fast.add_argument(
+        "--channels-last", action="store_true",
+        help="model and batches in channels-last memory (faster convolutions on many GPUs)",
+    )  # fmt: skip
     out = parser.add_argument_group("output")
     out.add_argument(
         "--out", type=Path, metavar="RUN_DIR",

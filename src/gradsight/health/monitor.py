@@ -364,7 +364,7 @@ class GradMonitor(Observer):
         self._masked.after_forward(state.model, state.loss)
 
     def on_after_backward(self, state: TrainState) -> None:
-        skip = self.check(state.step, state.epoch, state.inputs, state.targets)
+        skip = self.check(state.step, state.epoch, state.inputs, state.targets, scaler=state.scaler)
         state.grad_norm, self._total = self._total, None
         finite = math.isfinite(self.last_total)
         self._emit(*self._masked.after_backward(self.model, state.step, state.epoch, finite))

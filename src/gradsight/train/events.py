@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 
 if TYPE_CHECKING:
     from gradsight.config import TrainConfig
@@ -57,6 +58,8 @@ class TrainState:
     skipped_steps: int = 0  # updates skipped so far (their batches are left out of metrics)
     clipped_steps: int = 0  # updates whose gradients config.clip_grad_norm scaled down
     grad_norm: Tensor | None = None  # this step's total gradient norm, if an observer took it
+    scaler: torch.amp.GradScaler | None = None  # --amp fp16: gradients unscaled before events
+    scheduler: LRScheduler | None = None  # --lr-schedule: stepped after every step
     history: list[EpochRecord] = field(default_factory=list)
     data_generator: torch.Generator | None = None  # draws each epoch's data order
     window: MetricWindow | None = None  # the current epoch's running metrics

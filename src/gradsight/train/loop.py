@@ -22,6 +22,7 @@ from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
 from gradsight.train.setup import Prepared
+from gradsight.train.speed import autocast, grad_scaler, memory_format
 
 __all__ = ["TrainResult", "evaluate", "fit", "one_line", "train_one_epoch"]
 
@@ -51,16 +52,23 @@ def train_one_epoch(
     batches = split.batches(
         config.batch_size, shuffle=True, generator=generator, device=state.device
     )
+    scaler = state.scaler
     for state.batch_index, (inputs, targets) in enumerate(batches):
         if state.batch_index < skip:  # same order as the interrupted run: skip what it did
             continue
+        inputs = memory_format(inputs, config)
         state.inputs, state.targets, state.grad_norm = inputs, targets, None
         optimizer.zero_grad(set_to_none=True)
         bus.emit("before_forward", state)
-        state.outputs = outputs = model(inputs)  # (B, num_classes)
-        state.loss = loss = criterion(outputs, targets)
+        with autocast(config, state.device):
+            state.outputs = outputs = model(inputs)  # (B, num_classes)
+            state.loss = loss = criterion(outputs, targets)
         bus.emit("after_forward", state)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:  # fp16: scaled backward, then true gradients for the observers and clipping
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         bus.emit("after_backward", state)
         bus.emit("before_step", state)
         if config.clip_grad_norm is not None and not state.skip_step:
@@ -69,8 +77,14 @@ def train_one_epoch(
         if skipped:  # an observer vetoed this update (e.g. a NaN gradient): weights untouched
             state.skip_step = False
             state.skipped_steps += 1
-        else:
+        elif scaler is None:
             optimizer.step()
+        else:
+            scaler.step(optimizer)  # itself skips a step whose gradients overflowed
+        if scaler is not None:
+            scaler.update()
+        if state.scheduler is not None:
+            state.scheduler.step()
         state.step += 1
         bus.emit("after_step", state)
         if not skipped:
@@ -136,6 +150,8 @@ def _resume_into(state: TrainState, generator: torch.Generator, resume: ResumePo
     state.history = list(resume.history)
     state.window = resume.window
     generator.set_state(resume.data_order_state)
+    if state.scaler is not None and resume.scaler is not None:
+        state.scaler.load_state_dict(resume.scaler)
 
 
 def fit(
@@ -156,8 +172,9 @@ def fit(
     """
     config = prepared.config
     state = TrainState(
-        config, prepared.data.info, prepared.model, prepared.optimizer, prepared.device
-    )
+        config, prepared.data.info, prepared.model, prepared.optimizer, prepared.device,
+        scaler=grad_scaler(config, prepared.device), scheduler=prepared.scheduler,
+    )  # fmt: skip
     bus = EventBus(observers)
     generator = state.data_generator = torch.Generator().manual_seed(config.seed)
     status = "failed"
@@ -174,9 +191,10 @@ def fit(
             train_loss, train_acc = train_one_epoch(
                 state, prepared.data.train, bus, generator, skip if state.epoch == first else 0
             )
-            test_loss, test_acc = evaluate(
-                state.model, prepared.data.test, config.batch_size, state.device
-            )
+            with autocast(config, state.device):
+                test_loss, test_acc = evaluate(
+                    state.model, prepared.data.test, config.batch_size, state.device
+                )
             whole = state.batch_index + 1 >= prepared.data.train.num_batches(config.batch_size)
             record = EpochRecord(
                 state.epoch, state.step, train_loss, train_acc, test_loss, test_acc,

@@ -104,3 +104,4 @@ class ResumePoint:
     window: MetricWindow  # metrics of ``epoch`` so far
     rng: dict[str, Any]  # from :func:`gradsight.train.rng.capture_rng`
     clipped_steps: int = 0  # absent from checkpoints written before the loop clipped
+    scaler: dict[str, Any] | None = None  # --amp fp16: the GradScaler's scale and counters

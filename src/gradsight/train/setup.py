@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from gradsight.config import TrainConfig
 from gradsight.data import LoadedDataset, TensorSplit, load_dataset
@@ -24,6 +25,7 @@ from gradsight.train.distributed import (
     ranks_from_env,
     wrap_model,
 )
+from gradsight.train.speed import build_scheduler, check_speed_options, compile_model
 
 __all__ = [
     "CUBLAS_WORKSPACE",
@@ -77,6 +79,7 @@ class Prepared:
     optimizer: torch.optim.Optimizer
     device: torch.device
     ranks: Ranks | None = None  # under torchrun: this process's rank; model in DDP
+    scheduler: LRScheduler | None = None  # --lr-schedule, stepped after every step
 
 
 def _data_on(data: LoadedDataset, device: torch.device) -> LoadedDataset:
@@ -111,6 +114,7 @@ def prepare(config: TrainConfig) -> Prepared:
     ranks = ranks_from_env()
     if ranks is not None:
         device = init_distributed(ranks, device)
+    check_speed_options(config, device)
     set_deterministic(config.deterministic)
     data = load_dataset(
         config.dataset,
@@ -124,8 +128,9 @@ def prepare(config: TrainConfig) -> Prepared:
     model = build_model(config.model, data.info).to(device)
     check_model_fits(model, data.info, device)
     optimizer = build_optimizer(config, model)
+    model = compile_model(model, config)  # channels-last and/or torch.compile, if asked
     data = _data_on(data, device)
-    if ranks is None:
-        return Prepared(config, data, model, optimizer, device)
-    model = wrap_model(model, device)
-    return Prepared(config, _sharded(data, ranks), model, optimizer, device, ranks)
+    if ranks is not None:
+        model, data = wrap_model(model, device), _sharded(data, ranks)
+    scheduler = build_scheduler(config, optimizer, data.train.num_batches(config.batch_size))
+    return Prepared(config, data, model, optimizer, device, ranks, scheduler)
