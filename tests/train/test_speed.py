@@ -19,8 +19,9 @@ from torch import nn
 
 from gradsight.cli import ExitCode, main
 from gradsight.config import TrainConfig
+from gradsight.data import TensorSplit
 from gradsight.health.monitor import GradMonitor, MonitorConfig
-from gradsight.train import EventBus, TrainState, prepare, train_one_epoch
+from gradsight.train import EventBus, Observer, TrainState, fit, prepare, train_one_epoch
 from gradsight.train.speed import build_scheduler
 
 ONE_EPOCH = ["--epochs", "1", "--device", "cpu", "--quiet", "--log-every", "50"]
@@ -219,3 +220,68 @@ def test_onecycle_peaks_at_lr_and_cosine_ends_at_zero() -> None:
         assert max(lrs) == pytest.approx(0.2, rel=1e-6)
         assert lrs[-1] < 0.02
     assert build_scheduler(TrainConfig(), opt, 10) is None
+
+
+class _Look(Observer):
+    """Records what the first step ran with, then stops the run."""
+
+    def on_after_forward(self, state: TrainState) -> None:
+        assert state.inputs is not None and state.outputs is not None
+        self.dtype = state.outputs.dtype
+        state.request_stop("looked")
+
+
+@pytest.mark.parametrize(
+    ("options", "dtype", "channels_last"),
+    [({}, torch.float32, False), ({"amp": "bf16"}, torch.bfloat16, False),
+     ({"channels_last": True}, torch.float32, True)],
+)  # fmt: skip
+def test_the_step_runs_in_the_asked_precision_and_memory_format(
+    options: dict[str, object], dtype: torch.dtype, channels_last: bool
+) -> None:
+    prepared = prepare(TrainConfig(device="cpu", **options))  # type: ignore[arg-type]
+    look, formats = _Look(), []
+    conv = prepared.model.conv1  # type: ignore[union-attr]
+    conv.register_forward_hook(  # its 16-channel output: channels-last only if asked
+        lambda m, i, out: formats.append(out.is_contiguous(memory_format=torch.channels_last))
+    )
+    fit(prepared, [look])
+    assert look.dtype == dtype and formats[0] == channels_last
+
+
+def test_compile_wraps_the_model() -> None:
+    from gradsight.autograd.attribution import is_compiled
+
+    assert is_compiled(prepare(TrainConfig(device="cpu", compile=True)).model)
+    assert not is_compiled(prepare(TrainConfig(device="cpu")).model)
+
+
+def test_fp16_clipping_sees_the_unscaled_gradients() -> None:
+    """Clipping runs on true gradients: unscaled before it, as torch's AMP recipe says."""
+    prepared = prepare(TrainConfig(device="cpu", clip_grad_norm=50.0))
+    state = TrainState(
+        prepared.config, prepared.data.info, prepared.model, prepared.optimizer,
+        prepared.device, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**16),
+    )  # fmt: skip
+    train_one_epoch(state, _first_batches(prepared, 5), EventBus([]), torch.Generator())
+    assert state.clipped_steps == 0  # true norms are ~1; scaled ones would be ~65,000
+
+
+def test_three_channel_batches_go_channels_last() -> None:
+    images = torch.randn(16, 3, 8, 8)
+    split = TensorSplit(images, torch.randint(0, 2, (16,)))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    config = TrainConfig(device="cpu", channels_last=True, batch_size=8)
+    seen = []
+
+    class Inputs(Observer):
+        def on_after_forward(self, state: TrainState) -> None:
+            assert state.inputs is not None
+            seen.append(state.inputs.is_contiguous(memory_format=torch.channels_last))
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    info = prepare(TrainConfig(device="cpu", dataset="synthetic")).data.info
+    state = TrainState(config, info, model, opt, torch.device("cpu"))
+    train_one_epoch(state, split, EventBus([Inputs()]), torch.Generator())
+    assert seen == [True, True]
+    assert not images.is_contiguous(memory_format=torch.channels_last)  # the data itself is not
