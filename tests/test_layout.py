@@ -18,7 +18,7 @@ LAYERS = [
     {"models"},
     {"autograd"},  # any autograd graph: needs nothing from training
     {"train"},  # the loop, its events, and the loop's own observers
-    {"checkpoint", "health", "explain", "export"},
+    {"checkpoint", "health", "explain", "export", "preflight"},  # preflight: gradsight check
     {"reports"},  # renderers: plain data in, DOT/SVG/JSON/HTML/text out
     {"cli", "session"},  # the CLI (the only layer that parses or prints); watch()
     {"integrations"},  # other frameworks' callbacks (Lightning), built on watch()

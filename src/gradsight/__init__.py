@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gradsight.health.findings import Finding
     from gradsight.health.monitor import GradMonitor, MonitorConfig
     from gradsight.models import DeepCNN, SimpleCNN, build_model
+    from gradsight.preflight import check
     from gradsight.session import WatchedRun, watch
     from gradsight.train import fit, prepare
 
@@ -37,6 +38,7 @@ _LAZY = {
     "DeepCNN": "gradsight.models",
     "SimpleCNN": "gradsight.models",
     "build_model": "gradsight.models",
+    "check": "gradsight.preflight",
     "Finding": "gradsight.health.findings",
     "GradMonitor": "gradsight.health.monitor",
     "MonitorConfig": "gradsight.health.monitor",
@@ -70,6 +72,7 @@ __all__ = [
     "build_model",
     "capture_backward",
     "capture_graph",
+    "check",
     "fit",
     "prepare",
     "trace_backward",

@@ -132,3 +132,14 @@ def test_plot_failure_warns_and_training_still_succeeds(
     assert "warning: could not write plots" in err.getvalue() and "boom" in err.getvalue()
     assert (tmp_path / "run" / "model.pt").is_file()
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_epoch_axes_have_whole_number_ticks() -> None:
+    from gradsight.reports.plots import CurveData, curves_figure
+
+    data = CurveData(epochs=(1, 2), train_loss=(1.0, 0.5), test_loss=(1.1, 0.6),
+                     train_acc=(0.5, 0.7), test_acc=(0.4, 0.6), steps=(), step_loss=())  # fmt: skip
+    fig = curves_figure(data)
+    for ax in fig.axes[:2]:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 2]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

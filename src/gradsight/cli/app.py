@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     Each command module has ``register(subparsers)``, which adds its subparser and sets
     ``command`` to a function ``(args, out, err) -> exit code``.
     """
-    from gradsight.cli import doctor, explain, export, graph, report, trace, train
+    from gradsight.cli import check, doctor, explain, export, graph, report, trace, train
 
     parser = _Parser(
         prog="gradsight",
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gradsight {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     # one module per command, in --help order
-    for module in (train, graph, trace, explain, report, export, doctor):
+    for module in (train, check, graph, trace, explain, report, export, doctor):
         module.register(sub)
     return parser
 

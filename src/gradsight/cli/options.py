@@ -59,14 +59,22 @@ def add_data_model_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """Add the optimisation and output options of ``gradsight train``."""
-    g = parser.add_argument_group("optimisation")
+def add_optimizer_options(
+    parser: argparse.ArgumentParser, title: str = "optimisation"
+) -> argparse._ArgumentGroup:
+    """Add the optimizer and batch options ``train`` and ``check`` share; return the group."""
+    g = parser.add_argument_group(title)
     g.add_argument("--optimizer", default=DEFAULTS.optimizer, choices=OPTIMIZERS)
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help="learning rate (default 0.01)")
     g.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD momentum")
     g.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="default 64")
+    return g
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Add the optimisation and output options of ``gradsight train``."""
+    g = add_optimizer_options(parser)
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="default 3")
     g.add_argument(
         "--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
@@ -142,6 +150,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     health.add_argument(
         "--clip-grad-norm", type=float, metavar="X",
         help="clip the total gradient norm to X before each step (the article uses 1.0)",
+    )  # fmt: skip
+    health.add_argument(
+        "--check", action="store_true",
+        help="run gradsight check first (checks.json, lr_range.png, a report.html section); "
+        "stop with exit code 1 if a check fails; skipped on --resume",
     )  # fmt: skip
 
 

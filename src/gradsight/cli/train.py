@@ -15,6 +15,7 @@ from torch import nn
 
 from gradsight.checkpoint import CheckpointObserver
 from gradsight.cli.app import ExitCode, build_parser
+from gradsight.cli.check import run_checks_into
 from gradsight.cli.checkpointing import checkpoint_settings, find_resume
 from gradsight.cli.options import (
     DEFAULTS,
@@ -29,7 +30,7 @@ from gradsight.errors import ConfigError, GradsightError
 from gradsight.health.findings import EventLog, Finding
 from gradsight.health.monitor import GradMonitor, MonitorConfig
 from gradsight.reports.graph_files import write_first_step
-from gradsight.reports.html import write_run_reports
+from gradsight.reports.html import write_report, write_run_reports
 from gradsight.train import Observer, fit, prepare
 from gradsight.train.device import resolve_device
 from gradsight.train.distributed import (
@@ -202,6 +203,17 @@ def _run_train(args: argparse.Namespace, out: Console, err: Console, ranks: Rank
         observers = [o for o in observers if not isinstance(o, FirstStepSnapshot)]
     if not main:  # only rank 0 writes the run folder, checkpoints and TensorBoard files
         observers = [monitor]
+    if args.check and start is None:  # the checks leave model, optimizer and RNG untouched
+        checked = run_checks_into(run_dir, prepared, out) if main else None
+        if not broadcast_object(checked.ok if checked is not None else True):  # rank 0 decides
+            if main:
+                write_report(run_dir)  # the run folder shows the failed checks
+            err.print(
+                "gradsight: a pre-training check failed (see the table and "
+                f"{run_dir / 'checks.json'}); fix it, or train without --check",
+                markup=False,
+            )
+            return ExitCode.FAILED
     if not args.quiet:
         observers.append(ProgressDisplay(out, prepared.data.train.num_batches(config.batch_size)))
     try:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from gradsight.reports.checks_render import checks_section
 from gradsight.reports.graph_files import graph_bytes
 from gradsight.reports.graph_json import graph_from_dict
 from gradsight.reports.graph_render import GraphvizMissing
@@ -283,6 +284,7 @@ def build_report(run_dir: Path) -> str:
         [
             f"<h1>{_esc(title)}</h1><p>status: <b>{_esc(str(status))}</b></p>",
             _summary_section(run_dir),
+            checks_section(run_dir),  # "" unless gradsight check wrote checks.json here
             _plots_section(run_dir),
             _stepper_section(op_svg, op_note, trace_note),
             _module_graph_section(*_inline_svg(run_dir, "module", graph, steps)),

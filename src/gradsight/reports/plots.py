@@ -123,6 +123,8 @@ def _say_no_steps(ax: Axes) -> None:
 
 def curves_figure(data: CurveData) -> Figure:
     """Return loss per epoch, accuracy per epoch and loss per step side by side."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _figure(1, 3, (13.0, 3.6))
     loss_ax, acc_ax, step_ax = axes[0]
     for ax, (train, test), title in (
@@ -132,6 +134,7 @@ def curves_figure(data: CurveData) -> Figure:
         ax.plot(data.epochs, train, "o-", label="train")
         ax.plot(data.epochs, test, "s--", label="test")
         ax.set(title=title, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         ax.legend()
     acc_ax.set_ylim(0.0, 1.0)
