@@ -135,19 +135,23 @@ class TensorSplit:
         device: torch.device | None = None,
     ) -> Iterator[Batch]:
         n = len(self)
-        if shuffle:
-            order = torch.randperm(n, generator=generator).to(self.labels.device)
+        if not shuffle:
+            for start in range(0, n, batch_size):
+                yield self.take(slice(start, start + batch_size), device)
+            return
+        order = torch.randperm(n, generator=generator).to(self.labels.device)
         for start in range(0, n, batch_size):
-            if shuffle:
-                idx = order[start : start + batch_size]
-                x, y = self.images[idx], self.labels[idx]
-            else:
-                x = self.images[start : start + batch_size]
-                y = self.labels[start : start + batch_size]
-            if device is not None and x.device != device:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-            yield x, y
+            yield self.take(order[start : start + batch_size], device)
+
+    def take(self, idx: Tensor | slice, device: torch.device | None = None) -> Batch:
+        """The images and labels at ``idx`` (indices or a slice), on ``device`` if given."""
+        if isinstance(idx, Tensor):
+            idx = idx.to(self.labels.device)
+        x, y = self.images[idx], self.labels[idx]
+        if device is not None and x.device != device:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+        return x, y
 
 
 @dataclass(frozen=True)

@@ -222,13 +222,7 @@ class ShardedSplit:
         split = self.split
         if isinstance(split, TensorSplit):
             for idx in chunks:
-                x, y = (
-                    split.images[idx.to(split.images.device)],
-                    split.labels[idx.to(split.labels.device)],
-                )
-                if device is not None and x.device != device:
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                yield x, y
+                yield split.take(idx, device)
             return
         assert isinstance(split, StreamSplit)  # the same steps, loaded by DataLoader workers
         yield from split.batches_of([c.tolist() for c in chunks], device)
