@@ -11,10 +11,20 @@ phases matter on the CPU: a full trace's temporaries change how the allocator se
 next backward, which skews a plain run that follows it. "plain again" is a phase of plain
 vs plain: its ratio shows how noisy the machine is. "hooks only" walks the graph and puts
 one do-nothing ``Node.register_hook`` on every node: the floor of any tracer built on
-Python node hooks, before it measures anything. SimpleCNN's rounds take ~10 ms, so
-it runs 5x as many (300 by default) to narrow its quartiles. Goal: traced / plain <= 1.2.
+Python node hooks, before it measures anything. "saved+graph" is the trace the run folder
+keeps of the first step: ``trace_backward(..., saved=True)`` (each node's saved-tensor
+metadata read before the backward frees it) and its ``.graph`` built. SimpleCNN's rounds take
+~10 ms, so it runs 5x as many (300 by default) to narrow its quartiles. Goal: traced / plain
+<= 1.2 (full and norm-only).
 
-    python benchmarks/bench_trace.py [--repeats 60] [--device cpu|cuda]
+A second table times the whole first-step snapshot that ``gradsight train`` writes into
+every run folder (``FirstStepSnapshot`` with ``write_first_step``), once per run: the
+forward under ``ModuleAttribution``, the backward under ``BackwardTracer(saved=True)``, the
+graph built, then graph.json, trace.json, graph.svg and graph-modules.svg written (Graphviz;
+the DOT sources without it), against a plain forward + backward; milliseconds, medians.
+
+    python benchmarks/bench_trace.py [--repeats 60] [--snapshot-repeats 10]
+                                     [--device cpu|cuda] [--quick]
 """
 
 from __future__ import annotations
@@ -22,15 +32,20 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from gradsight.autograd.trace import trace_backward
+from gradsight.autograd.attribution import ModuleAttribution
+from gradsight.autograd.trace import BackwardTracer, trace_backward
 from gradsight.models import SimpleCNN
+from gradsight.reports.graph_files import write_first_step
 
 
 def _timed(model: nn.Module, x: torch.Tensor, backward: Callable[[torch.Tensor], object]) -> float:
@@ -67,11 +82,84 @@ def _quartiles(values: list[float]) -> str:
     return f"{q2:.3f} ({q1:.2f}-{q3:.2f})"
 
 
-def main() -> None:
+def _sync(x: torch.Tensor) -> None:
+    if x.is_cuda:
+        torch.cuda.synchronize()
+
+
+def _loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    targets = torch.arange(x.shape[0], device=x.device) % 10
+    return nn.functional.cross_entropy(model(x), targets)
+
+
+def _snapshot(model: nn.Module, x: torch.Tensor, folder: Path) -> tuple[float, float]:
+    """One first-step snapshot as the run folder takes it; (seconds traced, seconds written)."""
+    _sync(x)
+    start = time.perf_counter()
+    model.zero_grad(set_to_none=True)
+    with ModuleAttribution(model) as modules:
+        loss = _loss(model, x)
+    with BackwardTracer(loss, model, modules, saved=True) as tracer:
+        loss.backward()
+    trace = tracer.trace
+    trace.graph  # noqa: B018 (built when read)
+    _sync(x)
+    traced = time.perf_counter()
+    with warnings.catch_warnings():  # without Graphviz: DOT files, and a warning each time
+        warnings.simplefilter("ignore", RuntimeWarning)
+        write_first_step(folder, trace)
+    return traced - start, time.perf_counter() - traced
+
+
+def _plain_step(model: nn.Module, x: torch.Tensor) -> float:
+    _sync(x)
+    start = time.perf_counter()
+    model.zero_grad(set_to_none=True)
+    _loss(model, x).backward()
+    _sync(x)
+    return time.perf_counter() - start
+
+
+def snapshot_table(cases: dict[str, tuple[nn.Module, torch.Tensor, int]], rounds: int) -> None:
+    """Print the run folder's first-step snapshot cost against a plain forward + backward."""
+    print(f"run folder's first-step snapshot, {rounds} rounds, ms (medians):")
+    print(f"{'model':<11}{'plain fwd+bwd':>14}{'traced (saved+graph)':>22}{'files written':>15}"
+          f"{'snapshot total':>16}")  # fmt: skip
+    for name, (model, x, _) in cases.items():
+        plain, traced, written = [], [], []
+        with tempfile.TemporaryDirectory() as folder:
+            _snapshot(model, x, Path(folder))  # warm-up (and Graphviz's first start)
+            for _ in range(rounds):
+                plain.append(_plain_step(model, x))
+                seconds = _snapshot(model, x, Path(folder))
+                traced.append(seconds[0])
+                written.append(seconds[1])
+        total = [t + w for t, w in zip(traced, written, strict=True)]
+        print(
+            f"{name:<11}"
+            + "".join(
+                f"{statistics.median(v) * 1e3:>{width}.1f}"
+                for v, width in ((plain, 14), (traced, 22), (written, 15), (total, 16))
+            )
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=60, help="rounds per phase (resnet18)")
+    parser.add_argument(
+        "--snapshot-repeats", type=int, default=10, help="rounds of the run folder's snapshot"
+    )
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--models", default="SimpleCNN,resnet18", help="which models, comma-separated"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: SimpleCNN only, a few rounds"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.snapshot_repeats, args.models = 1, 1, "SimpleCNN"
     device = torch.device(args.device)
     torch.manual_seed(0)
     cases = {  # model, input, rounds per phase
@@ -82,11 +170,12 @@ def main() -> None:
             args.repeats,
         ),
     }
+    cases = {k: v for k, v in cases.items() if k in args.models.split(",")}
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}; "
           "ratio to the same round's plain backward: median (quartiles)")  # fmt: skip
     columns = {"plain again": "plain again", "hooks": "hooks only", "full": "full",
-               "norm": "norm-only"}  # fmt: skip
+               "norm": "norm-only", "saved": "saved+graph"}  # fmt: skip
     print(f"{'model':<11}{'rounds':>7}{'plain ms':>9}"
           + "".join(f"{title:>19}" for title in columns.values()))  # fmt: skip
     shuffler = random.Random(0)
@@ -98,10 +187,11 @@ def main() -> None:
             "hooks": _hooks_only,
             "full": lambda loss, m=model: trace_backward(loss, m),
             "norm": lambda loss, m=model: trace_backward(loss, m, detail="norm"),
+            "saved": lambda loss, m=model: trace_backward(loss, m, saved=True).graph,
         }
         plain: list[float] = []
         ratios: dict[str, list[float]] = {}
-        for key in ("plain again", "hooks", "norm", "full"):  # one phase per variant
+        for key in ("plain again", "hooks", "norm", "full", "saved"):  # one phase per variant
             pair = {"plain": variants["plain"], key: variants[key]}
             for fn in pair.values():  # warm-up
                 _timed(model, x, fn)
@@ -119,6 +209,8 @@ def main() -> None:
             for label, k in (("full", "full"), ("norm", "norm"))
         )
         print(f"{row}  goal <= 1.2: {verdict}")
+    snapshot_table({k: (m.to(device), x.to(device), r) for k, (m, x, r) in cases.items()},
+                   args.snapshot_repeats)  # fmt: skip
 
 
 if __name__ == "__main__":

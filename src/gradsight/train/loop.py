@@ -191,10 +191,9 @@ def fit(
             train_loss, train_acc = train_one_epoch(
                 state, prepared.data.train, bus, generator, skip if state.epoch == first else 0
             )
-            with autocast(config, state.device):
-                test_loss, test_acc = evaluate(
-                    state.model, prepared.data.test, config.batch_size, state.device
-                )
+            test_loss, test_acc = evaluate(  # in float32: the accuracy is the model's own
+                state.model, prepared.data.test, config.batch_size, state.device
+            )
             whole = state.batch_index + 1 >= prepared.data.train.num_batches(config.batch_size)
             record = EpochRecord(
                 state.epoch, state.step, train_loss, train_acc, test_loss, test_acc,
