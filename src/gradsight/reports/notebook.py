@@ -9,7 +9,6 @@ name that makes such a result (``capture_graph``, ``trace_backward``, ``watch``,
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from gradsight.autograd.trace import BackwardTrace
 from gradsight.health.findings import Finding, Findings
@@ -65,14 +64,6 @@ def _finding_html(finding: Finding) -> str:
     return findings_html([finding])
 
 
-def _trace_repr_html(trace: Any) -> str:
-    return trace_html(trace)
-
-
-def _findings_repr_html(findings: Any) -> str:
-    return findings_html(findings)
-
-
-setattr(BackwardTrace, "_repr_html_", _trace_repr_html)  # noqa: B010
-setattr(Findings, "_repr_html_", _findings_repr_html)  # noqa: B010
+setattr(BackwardTrace, "_repr_html_", trace_html)  # noqa: B010
+setattr(Findings, "_repr_html_", findings_html)  # noqa: B010
 setattr(Finding, "_repr_html_", _finding_html)  # noqa: B010
