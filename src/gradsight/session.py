@@ -130,7 +130,7 @@ class WatchedRun:
                 with ModuleAttribution(self.model) as modules:
                     loss = self.loss_fn(self.model, batch)
                 trace = trace_backward(loss, self.model, modules, detail="full", saved=True)
-            write_first_step(self.run_dir, trace)
+            write_first_step(self.run_dir, trace, draw=False)
         except Exception as exc:  # the user's training goes on without the picture
             warnings.warn(f"could not write the first step's graph: {one_line(exc)}", stacklevel=3)
 

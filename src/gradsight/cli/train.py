@@ -194,7 +194,7 @@ def _run_train(args: argparse.Namespace, out: Console, err: Console, ranks: Rank
         RunRecorder(run_dir, argv=args.argv),
         monitor,  # before the progress display, so findings print as they happen
         events,
-        FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace)),
+        FirstStepSnapshot(on_snapshot=lambda trace: write_first_step(run_dir, trace, draw=False)),
     ]
     if config.tensorboard:  # after the monitor, whose grad_norm_total it logs
         observers.append(TensorBoardLogger(run_dir / "tensorboard", config.tensorboard_hist_every))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gradsight.reports.checks_render import checks_section
-from gradsight.reports.graph_files import graph_bytes
+from gradsight.reports.graph_files import draw_missing, graph_bytes
 from gradsight.reports.graph_json import graph_from_dict
 from gradsight.reports.graph_render import GraphvizMissing
 from gradsight.reports.html_template import CSS, PAGE, SCRIPT, csp
@@ -307,9 +307,15 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def write_run_reports(run_dir: Path) -> None:
-    """Write ``curves.png``, ``gradflow.png`` and ``report.html`` into a run folder at the end
-    of a run, whatever its status; a failure only warns (the run itself is recorded)."""
-    for name, write in (("plots", write_plots), ("report.html", write_report)):
+    """Write ``graph.svg``/``graph-modules.svg`` (when the first step's graph is not drawn
+    yet), ``curves.png``, ``gradflow.png`` and ``report.html`` into a run folder at the end of
+    a run, whatever its status; a failure only warns (the run itself is recorded)."""
+    writers: tuple[tuple[str, Callable[[Path], object]], ...] = (
+        ("the graph drawings", draw_missing),
+        ("plots", write_plots),
+        ("report.html", write_report),
+    )
+    for name, write in writers:
         try:
             write(run_dir)
         except Exception as exc:  # a drawing bug must not fail or hide the run
