@@ -8,7 +8,7 @@ import contextlib
 import math
 import platform
 import shutil
-from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -55,14 +55,12 @@ def check_speed_options(config: TrainConfig, device: torch.device) -> None:
             )
 
 
-@contextlib.contextmanager
-def autocast(config: TrainConfig, device: torch.device) -> Iterator[None]:
-    """``torch.autocast`` in the run's ``amp`` dtype; nothing with ``amp="off"``."""
+def autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` in the run's ``amp`` dtype; a no-op context with ``amp="off"``
+    (entered every step: a plain object, not a generator, keeps that cheap)."""
     if config.amp == "off":
-        yield
-        return
-    with torch.autocast(device.type, dtype=_AMP_DTYPES[config.amp]):
-        yield
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_AMP_DTYPES[config.amp])
 
 
 def grad_scaler(config: TrainConfig, device: torch.device) -> torch.amp.GradScaler | None:
