@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from gradsight.autograd.tensors import has_nonfinite
-from gradsight.checkpoint.io import crash_if_requested
+from gradsight.checkpoint.io import crash_if_requested, requested_crash_step
 from gradsight.checkpoint.state import Stateful, capture
 from gradsight.checkpoint.store import CheckpointSettings, CheckpointStore
+from gradsight.errors import CheckpointError
 from gradsight.train.events import EpochRecord, Observer, TrainState
 from gradsight.train.progress import MetricWindow
 
@@ -28,6 +29,16 @@ class CheckpointObserver(Observer):
     A checkpoint is never written while a weight is NaN/Inf (possible with
     ``--on-nonfinite warn``): that save is skipped with a warning, and the last good
     checkpoint stays the newest.
+
+    With ``settings.background`` (the default) the training thread only serializes the
+    checkpoint; its files are written on one background thread while training goes on
+    (:meth:`CheckpointStore.save_in_background`). At most one write is in flight: the next
+    save waits for the previous one, the last epoch's checkpoint is waited for at once, and
+    ``on_train_end`` waits for any write still in flight. A write that failed raises its
+    :class:`~gradsight.errors.CheckpointError` ("could not write checkpoint
+    .../step-00000600.pt: [Errno 28] No space left on device") from there, so the run fails
+    instead of losing it; on a run already failing or interrupted it is a warning, and the
+    run's own exception goes on.
 
     Args:
         settings: folder, interval and how many checkpoints to keep.
@@ -47,14 +58,18 @@ class CheckpointObserver(Observer):
         self.observers = dict(observers or {})
         self.refused: list[int] = []  # steps whose save was skipped: non-finite weights
         self.store = CheckpointStore(settings.directory, settings.keep)
+        # checkpoints handed to the store, oldest first; with settings.background the newest
+        # is complete on disk once store.wait() returns (or the next save starts)
         self.saved: list[Path] = []
         self._last_step = -1
+        self._crash_step: int | None = None  # test-only CRASH_ENV "step:N", read at train start
         self._epoch_start: torch.Tensor | None = None  # data generator state, epoch start
 
     def on_train_start(self, state: TrainState) -> None:
         self.store.directory.mkdir(parents=True, exist_ok=True)
         self.store.remove_temp_files()
         self._last_step = state.step
+        self._crash_step = requested_crash_step()
 
     def on_epoch_start(self, state: TrainState) -> None:
         assert state.data_generator is not None, "fit sets state.data_generator"
@@ -67,7 +82,9 @@ class CheckpointObserver(Observer):
             self._save(state, state.epoch, state.batch_index, self._epoch_start, state.window)
 
     def on_after_step(self, state: TrainState) -> None:
-        crash_if_requested(f"step:{state.step}")
+        if state.step == self._crash_step:  # test-only: die once the writes in flight are done
+            self.store.wait()
+            crash_if_requested(f"step:{state.step}")
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
         if state.should_stop or state.step <= self._last_step:
@@ -75,6 +92,17 @@ class CheckpointObserver(Observer):
         assert state.data_generator is not None
         next_order = state.data_generator.get_state()  # where the next epoch's shuffle starts
         self._save(state, state.epoch + 1, 0, next_order, MetricWindow())
+        if state.epoch >= state.config.epochs:  # the last one: on disk before train_end, so a
+            self.store.wait()  # failed write fails the run before summary.json is written
+
+    def on_train_end(self, state: TrainState, status: str) -> None:
+        if status in ("completed", "stopped"):
+            self.store.wait()  # raises CheckpointError if the last write failed
+            return
+        try:  # failed or interrupted: the run's own exception is the one to see
+            self.store.wait()
+        except CheckpointError as exc:
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
 
     def _save(
         self,
@@ -105,7 +133,10 @@ class CheckpointObserver(Observer):
             run_dir=self.run_dir,
             observers=self.observers,
         )
-        self.saved.append(self.store.save(payload))
+        if self.settings.background:
+            self.saved.append(self.store.save_in_background(payload))
+        else:
+            self.saved.append(self.store.save(payload))
         self._last_step = state.step
 
 
