@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,13 @@ __all__ = ["MetricWindow", "ResumePoint"]
 class MetricWindow:
     """Per-step losses and hit counts kept on the device until the next sync, plus epoch sums.
 
-    ``losses``/``hits`` hold one scalar tensor per step since the last flush; the ``*_total``
+    ``losses``/``hits`` hold one scalar per step since the last flush (a tensor on an
+    accelerator; on the CPU, where reading costs no sync, a number); the ``*_total``
     fields sum the flushed windows of the current epoch. Saved whole in a checkpoint so a
     resumed epoch reports bit-identical metrics.
     """
 
-    losses: list[Tensor] = field(default_factory=list)  # each: scalar mean loss of one batch
+    losses: list[Tensor | float] = field(default_factory=list)  # each: mean loss of one batch
     hits: list[Tensor | int] = field(default_factory=list)  # correct predictions of each step
     sizes: list[int] = field(default_factory=list)
     loss_total: float = 0.0  # loss summed over the images of flushed windows
@@ -34,40 +36,41 @@ class MetricWindow:
 
     def add(self, loss: Tensor, outputs: Tensor, targets: Tensor) -> None:
         """Append one step: ``outputs`` (B, num_classes), ``targets`` (B,)."""
-        self.losses.append(loss.detach())
         hit = (outputs.detach().argmax(dim=1) == targets).sum()
-        # On the CPU reading the count now costs no sync, and keeping these small tensors
-        # alive measured ~8% slower per epoch (benchmarks/bench_train.py); on an
-        # accelerator the tensor stays on the device until the next flush.
-        self.hits.append(int(hit) if hit.device.type == "cpu" else hit)
+        # On the CPU reading the loss and the count now costs no sync, and keeping these
+        # small tensors alive measured slower per epoch (benchmarks/bench_train.py); on an
+        # accelerator they stay on the device until the next flush.
+        if hit.device.type == "cpu":
+            self.losses.append(float(loss.detach()))
+            self.hits.append(int(hit))
+        else:
+            self.losses.append(loss.detach())
+            self.hits.append(hit)
         self.sizes.append(int(targets.shape[0]))
 
     def flush(self) -> tuple[float, int, int, float]:
         """Return (loss sum over images, hits, images, seconds), add them to the totals, reset."""
         if not self.sizes:
             return 0.0, 0, 0, 0.0
-        sizes = torch.tensor(self.sizes, dtype=torch.float64)
-        losses = torch.stack(self.losses).to("cpu", torch.float64)  # one sync per window
-        loss_sum = float((losses * sizes).sum())
-        on_device = [h for h in self.hits if isinstance(h, Tensor)]
-        hits = sum(h for h in self.hits if isinstance(h, int))
-        hits += int(torch.stack(on_device).sum()) if on_device else 0
+        device = next((t.device for t in self.losses if isinstance(t, Tensor)), None)
+        losses, hits = _numbers(self.losses), _numbers(self.hits)  # one sync per window
+        loss_sum = math.fsum(loss * size for loss, size in zip(losses, self.sizes, strict=True))
         images, seconds = sum(self.sizes), time.perf_counter() - self.started
         # under torchrun: every rank's window added up (each rank flushes at the same steps)
         loss_sum, hits_f, images_f = all_reduce_sums(
-            [loss_sum, hits, images], self.losses[0].device
+            [loss_sum, sum(hits), images], device or torch.device("cpu")
         )
-        hits, images = round(hits_f), round(images_f)
+        hits_n, images = round(hits_f), round(images_f)
         self.losses, self.hits, self.sizes = [], [], []
         self.started = time.perf_counter()
-        self.loss_total, self.hits_total = self.loss_total + loss_sum, self.hits_total + hits
+        self.loss_total, self.hits_total = self.loss_total + loss_sum, self.hits_total + hits_n
         self.seen += images
-        return loss_sum, hits, images, seconds
+        return loss_sum, hits_n, images, seconds
 
     def to_dict(self) -> dict[str, Any]:
         """Return the window as tensors and numbers only (safe for ``weights_only`` loading)."""
         return {
-            "losses": [t.to("cpu") for t in self.losses],
+            "losses": [torch.as_tensor(t).to("cpu") for t in self.losses],
             "hits": [torch.as_tensor(h).to("cpu") for h in self.hits],
             "sizes": list(self.sizes),
             "loss_total": self.loss_total,
@@ -86,6 +89,13 @@ class MetricWindow:
             hits_total=int(data["hits_total"]),
             seen=int(data["seen"]),
         )
+
+
+def _numbers(values: list[Any]) -> list[float]:
+    """Scalars that are numbers or tensors, as numbers: the tensors read in one transfer."""
+    tensors = [t for t in values if isinstance(t, Tensor)]
+    read = iter(torch.stack(tensors).to("cpu", torch.float64).tolist() if tensors else [])
+    return [next(read) if isinstance(t, Tensor) else float(t) for t in values]
 
 
 @dataclass(frozen=True)
