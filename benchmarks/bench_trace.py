@@ -17,11 +17,13 @@ metadata read before the backward frees it) and its ``.graph`` built. SimpleCNN'
 ~10 ms, so it runs 5x as many (300 by default) to narrow its quartiles. Goal: traced / plain
 <= 1.2 (full and norm-only).
 
-A second table times the whole first-step snapshot that ``gradsight train`` writes into
-every run folder (``FirstStepSnapshot`` with ``write_first_step``), once per run: the
-forward under ``ModuleAttribution``, the backward under ``BackwardTracer(saved=True)``, the
-graph built, then graph.json, trace.json, graph.svg and graph-modules.svg written (Graphviz;
-the DOT sources without it), against a plain forward + backward; milliseconds, medians.
+A second table times the first-step snapshot that ``gradsight train`` writes into every
+run folder (``FirstStepSnapshot`` with ``write_first_step(..., draw=False)``), once per run:
+the forward under ``ModuleAttribution``, the backward under ``BackwardTracer(saved=True)``,
+the graph built, then graph.json and trace.json written, against a plain forward + backward;
+and, apart, the drawings made from those files with the run's reports when training ends
+(``draw_missing``: graph.svg and graph-modules.svg by Graphviz, the DOT sources without it);
+milliseconds, medians.
 
     python benchmarks/bench_trace.py [--repeats 60] [--snapshot-repeats 10]
                                      [--device cpu|cuda] [--quick]
@@ -45,7 +47,7 @@ from torch import nn
 from gradsight.autograd.attribution import ModuleAttribution
 from gradsight.autograd.trace import BackwardTracer, trace_backward
 from gradsight.models import SimpleCNN
-from gradsight.reports.graph_files import write_first_step
+from gradsight.reports.graph_files import draw_missing, write_first_step
 
 
 def _timed(model: nn.Module, x: torch.Tensor, backward: Callable[[torch.Tensor], object]) -> float:
@@ -92,8 +94,9 @@ def _loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(model(x), targets)
 
 
-def _snapshot(model: nn.Module, x: torch.Tensor, folder: Path) -> tuple[float, float]:
-    """One first-step snapshot as the run folder takes it; (seconds traced, seconds written)."""
+def _snapshot(model: nn.Module, x: torch.Tensor, folder: Path) -> tuple[float, float, float]:
+    """One first-step snapshot as the run folder takes it, then its drawings as the run's
+    reports make them; (seconds traced, seconds writing the JSON, seconds drawing)."""
     _sync(x)
     start = time.perf_counter()
     model.zero_grad(set_to_none=True)
@@ -105,10 +108,15 @@ def _snapshot(model: nn.Module, x: torch.Tensor, folder: Path) -> tuple[float, f
     trace.graph  # noqa: B018 (built when read)
     _sync(x)
     traced = time.perf_counter()
+    write_first_step(folder, trace, draw=False)
+    written = time.perf_counter()
+    for drawing in [*folder.glob("*.svg"), *folder.glob("*.dot")]:
+        drawing.unlink()  # the previous round's: draw_missing leaves a drawn folder alone
     with warnings.catch_warnings():  # without Graphviz: DOT files, and a warning each time
         warnings.simplefilter("ignore", RuntimeWarning)
-        write_first_step(folder, trace)
-    return traced - start, time.perf_counter() - traced
+        began = time.perf_counter()
+        draw_missing(folder)
+    return traced - start, written - traced, time.perf_counter() - began
 
 
 def _plain_step(model: nn.Module, x: torch.Tensor) -> float:
@@ -123,25 +131,26 @@ def _plain_step(model: nn.Module, x: torch.Tensor) -> float:
 def snapshot_table(cases: dict[str, tuple[nn.Module, torch.Tensor, int]], rounds: int) -> None:
     """Print the run folder's first-step snapshot cost against a plain forward + backward."""
     print(f"run folder's first-step snapshot, {rounds} rounds, ms (medians):")
-    print(f"{'model':<11}{'plain fwd+bwd':>14}{'traced (saved+graph)':>22}{'files written':>15}"
-          f"{'snapshot total':>16}")  # fmt: skip
+    print(f"{'model':<11}{'plain fwd+bwd':>14}{'traced (saved+graph)':>22}{'json written':>14}"
+          f"{'at the step':>13}{'drawn at the end':>18}")  # fmt: skip
     for name, (model, x, _) in cases.items():
-        plain, traced, written = [], [], []
+        plain: list[float] = []
+        parts: list[tuple[float, float, float]] = []
         with tempfile.TemporaryDirectory() as folder:
             _snapshot(model, x, Path(folder))  # warm-up (and Graphviz's first start)
             for _ in range(rounds):
                 plain.append(_plain_step(model, x))
-                seconds = _snapshot(model, x, Path(folder))
-                traced.append(seconds[0])
-                written.append(seconds[1])
-        total = [t + w for t, w in zip(traced, written, strict=True)]
+                parts.append(_snapshot(model, x, Path(folder)))
+        traced, written, drawn = (list(column) for column in zip(*parts, strict=True))
+        at_step = [t + w for t, w in zip(traced, written, strict=True)]
         print(
             f"{name:<11}"
             + "".join(
                 f"{statistics.median(v) * 1e3:>{width}.1f}"
-                for v, width in ((plain, 14), (traced, 22), (written, 15), (total, 16))
+                for v, width in ((plain, 14), (traced, 22), (written, 14), (at_step, 13),
+                                 (drawn, 18))
             )
-        )
+        )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

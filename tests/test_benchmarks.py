@@ -69,7 +69,8 @@ def test_bench_trace_quick_prints_ratios_and_the_snapshot(bench, capsys) -> None
     assert re.search(r"^SimpleCNN\s+5\s.*goal <= 1\.2: full (met|NOT met), norm (met|NOT met)$",
                      out, re.M), out  # fmt: skip
     assert "run folder's first-step snapshot" in out
-    assert re.search(r"^SimpleCNN(\s+\d+\.\d){4}$", out, re.M), out
+    assert "drawn at the end" in out
+    assert re.search(r"^SimpleCNN(\s+\d+\.\d){5}$", out, re.M), out
 
 
 def test_time_to_accuracy_quick_prints_both_sides_the_ratio_and_a_plot(
