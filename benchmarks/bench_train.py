@@ -35,16 +35,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
+import math
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import gradsight.cli.train as cli_train
 import gradsight.train.setup as train_setup
@@ -203,7 +207,39 @@ def _timed_fit(config: TrainConfig) -> float:
     return time.perf_counter() - began
 
 
-def measure(config: TrainConfig, repeats: int, warmup: bool = True) -> dict[str, list[float]]:
+class StepClock:
+    """The time of every optimizer step of the runs inside it (a global step pre-hook)."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def __enter__(self) -> StepClock:
+        self._handle = register_optimizer_step_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
+
+    def _hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def take(self) -> list[float]:
+        """The stamps since the last call."""
+        stamps, self.stamps = self.stamps, []
+        return stamps
+
+
+@dataclass
+class Timings:
+    """Per variant and round: seconds timed, and the median interval between two optimizer
+    steps (a typical step: forward, backward, step and what observers do every step)."""
+
+    seconds: dict[str, list[float]]
+    step: dict[str, list[float]]
+    steps: int
+
+
+def measure(config: TrainConfig, repeats: int, warmup: bool = True) -> Timings:
     """Seconds of every variant, ``repeats`` interleaved rounds in random order."""
     whole: list[float] = []
 
@@ -219,39 +255,67 @@ def measure(config: TrainConfig, repeats: int, warmup: bool = True) -> dict[str,
         "gradsight fit, no observers": lambda: _timed_fit(config),
         "article loop (again)": lambda: _timed_loop(config, article_loop),
     }
-    if warmup:
-        for fn in variants.values():
-            fn()
-        whole.clear()
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    order, shuffler = list(variants), random.Random(0)
-    for _ in range(repeats):
-        shuffler.shuffle(order)
-        for name in order:
-            seconds[name].append(variants[name]())
-    seconds["gradsight train, whole command"] = whole
-    return seconds
+    with StepClock() as clock:
+        if warmup:
+            for fn in variants.values():
+                fn()
+            whole.clear()
+        timings = Timings({name: [] for name in variants}, {name: [] for name in variants}, 0)
+        order, shuffler = list(variants), random.Random(0)
+        for _ in range(repeats):
+            shuffler.shuffle(order)
+            for name in order:
+                clock.take()
+                timings.seconds[name].append(variants[name]())
+                stamps = clock.take()
+                gaps = [b - a for a, b in itertools.pairwise(stamps)]
+                timings.step[name].append(statistics.median(gaps) if gaps else math.nan)
+                timings.steps = len(stamps)
+    timings.seconds["gradsight train, whole command"] = whole
+    return timings
 
 
-def report(seconds: dict[str, list[float]], images: int) -> float:
-    """Print images/s and paired ratios; return gradsight train / article loop."""
-    rates = {name: [images / s for s in values] for name, values in seconds.items()}
+def _paired(values: list[float], base: list[float]) -> float:
+    # each round's ratio to the base run of the same round: slow drifts of the machine's
+    # speed cancel out; the median of those ratios is the figure that counts
+    return statistics.median(v / b for v, b in zip(values, base, strict=True))
+
+
+def report(timings: Timings, images: int) -> float:
+    """Print images/s and paired ratios, then where the time goes; return gradsight train /
+    article loop."""
+    rates = {name: [images / s for s in values] for name, values in timings.seconds.items()}
     article, bare = rates["article loop"], rates["no-.item() loop"]
-
-    def paired(values: list[float], base: list[float]) -> float:
-        # each round's ratio to the base run of the same round: slow drifts of the machine's
-        # speed cancel out; the median of those ratios is the figure that counts
-        return statistics.median(v / b for v, b in zip(values, base, strict=True))
-
     print(f"{'variant':<32}{'images/s':>10}{'vs article loop':>17}{'vs no-.item() loop':>20}")
     for name, values in rates.items():
         print(
             f"{name:<32}{statistics.median(values):>10,.0f}"
-            f"{paired(values, article):>17.3f}{paired(values, bare):>20.3f}"
+            f"{_paired(values, article):>17.3f}{_paired(values, bare):>20.3f}"
         )
-    ratio = paired(rates["gradsight train"], article)
+    ratio = _paired(rates["gradsight train"], article)
     verdict = "met" if ratio >= GOAL else "NOT met"
     print(f"goal gradsight train / article loop >= {GOAL}: {verdict} ({ratio:.3f})")
+    print(
+        f"where the time goes ({timings.steps} steps a run): the median step (forward, backward, "
+        "optimizer step and every per-step observer call), and the rest (seconds - steps x "
+        "median step: evaluations, checkpoints, the first step, once-per-run work)"
+    )
+    print(f"{'variant':<32}{'median step us':>15}{'vs article loop':>17}{'rest ms':>9}"
+          f"{'rest - article':>16}")  # fmt: skip
+
+    def rest(name: str) -> list[float]:
+        steps = zip(timings.seconds[name], timings.step[name], strict=True)
+        return [seconds - timings.steps * median for seconds, median in steps]
+
+    base_step, base_rest = timings.step["article loop"], rest("article loop")
+    for name, step in timings.step.items():
+        left = rest(name)
+        over = statistics.median(r - b for r, b in zip(left, base_rest, strict=True))
+        print(
+            f"{name:<32}{statistics.median(step) * 1e6:>15,.0f}{_paired(step, base_step):>17.3f}"
+            f"{statistics.median(left) * 1e3:>9,.0f}"
+            f"{over * 1e3:>+16,.0f}"
+        )
     return ratio
 
 
@@ -286,8 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "model building); images/s = train images x epochs / seconds"
     )
     with cached_data(data):
-        seconds = measure(config, args.repeats, warmup=not args.quick)
-    report(seconds, images)
+        timings = measure(config, args.repeats, warmup=not args.quick)
+    report(timings, images)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def test_bench_train_quick_prints_every_variant_and_the_goal(bench, capsys) -> N
         assert re.search(rf"^{re.escape(variant)}.*\s[\d,]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
     assert re.search(r"^goal gradsight train / article loop >= 0\.95: (met|NOT met) \(\d\.\d{3}\)$",
                      out, re.M)  # fmt: skip
+    assert "where the time goes" in out
+    for variant in variants[:-1]:  # the whole command is not split into steps
+        assert re.search(rf"^{re.escape(variant)}\s+[\d,]+\s+[\d.]+\s+-?[\d,]+\s+[+-][\d,]+$",
+                         out, re.M), out  # fmt: skip
     # the harness put the library back as it found it
     assert (cli_train.fit, train_setup.load_dataset) == (fit, load)
 
