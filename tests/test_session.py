@@ -77,6 +77,21 @@ def _train(model: nn.Module, batches: list, loss_fn, run=None, poison_at: int = 
         opt.step()
 
 
+def test_the_graph_is_drawn_when_the_run_closes_not_in_the_loop(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model, run_dir = TinyLM(), tmp_path / "lm"
+    drawings = {"graph.svg", "graph.dot", "graph-modules.svg", "graph-modules.dot"}
+    with gradsight.watch(model, lm_loss, run_dir) as run:
+        _train(model, _lm_batches(2), lm_loss, run)
+        inside = {p.name for p in run_dir.iterdir()}
+    assert {"graph.json", "trace.json"} <= inside and not drawings & inside  # no Graphviz wait
+    after = {p.name for p in run_dir.iterdir()}
+    assert {"graph.svg", "graph-modules.svg"} <= after or {
+        "graph.dot",
+        "graph-modules.dot",
+    } <= after
+
+
 def test_a_dict_output_language_model_leaves_a_complete_run_folder(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = TinyLM()
