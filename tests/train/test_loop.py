@@ -12,6 +12,7 @@ from gradsight.models import build_model
 from gradsight.train import (
     EVENTS,
     EpochRecord,
+    EventBus,
     Observer,
     Prepared,
     StepRecord,
@@ -155,6 +156,43 @@ def test_train_end_emitted_on_interrupt(tiny_data: LoadedDataset) -> None:
     with pytest.raises(KeyboardInterrupt):
         fit(_prepared(tiny_data), [obs])
     assert obs.status == "interrupted"
+
+
+class _Ends(Observer):
+    """Record train_end; raise there when given an error."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error, self.status = error, None
+
+    def on_train_end(self, state: TrainState, status: str) -> None:
+        self.status = status
+        if self.error is not None:
+            raise self.error
+
+
+def test_every_observer_gets_train_end_when_one_raises_there(tiny_data: LoadedDataset) -> None:
+    first, broken, also, last = _Ends(), _Ends(OSError("disk full")), _Ends(ValueError()), _Ends()
+    warned = pytest.warns(RuntimeWarning, match=r"_Ends.on_train_end also failed: ValueError")
+    with warned, pytest.raises(OSError, match="disk full"):  # the first, after the others ran
+        fit(_prepared(tiny_data, epochs=1), [first, broken, also, last])
+    assert [o.status for o in (first, broken, also, last)] == ["completed"] * 4
+
+
+def test_emit_all_calls_everyone_and_raises_ctrl_c_last() -> None:
+    calls: list[str] = []
+
+    class Interrupted(Observer):
+        def on_train_end(self, state: TrainState, status: str) -> None:
+            calls.append("interrupted")
+            raise KeyboardInterrupt
+
+    class Closes(Observer):
+        def on_train_end(self, state: TrainState, status: str) -> None:
+            calls.append("closes")
+
+    with pytest.raises(KeyboardInterrupt):
+        EventBus([Interrupted(), Closes()]).emit_all("train_end", None, "interrupted")
+    assert calls == ["interrupted", "closes"]
 
 
 def test_evaluate_matches_manual(tiny_data: LoadedDataset) -> None:

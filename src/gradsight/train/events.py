@@ -6,6 +6,7 @@ progress display) plug into the loop through these events without editing it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -145,3 +146,19 @@ class EventBus:
     def emit(self, name: str, *args: Any) -> None:
         for callback in self._table[name]:
             callback(*args)
+
+    def emit_all(self, name: str, *args: Any) -> None:
+        """Like :meth:`emit`, but every observer is called even when one raises (``train_end``:
+        each must close its files and take off its hooks). The first error is raised once
+        the last observer has run; a later one is a warning naming its observer."""
+        first: BaseException | None = None
+        for callback in self._table[name]:
+            try:
+                callback(*args)
+            except BaseException as exc:  # Ctrl-C too: let the others close first
+                if first is not None:
+                    owner = type(getattr(callback, "__self__", callback)).__name__
+                    warnings.warn(f"{owner}.on_{name} also failed: {exc!r}", RuntimeWarning, 2)
+                first = first or exc
+        if first is not None:
+            raise first

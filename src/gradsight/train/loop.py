@@ -160,7 +160,8 @@ def fit(
     """Train for ``config.epochs`` epochs, evaluating on the test split after each one.
 
     The data order comes from a generator seeded with ``config.seed``, so two runs with the
-    same config see the same batches. ``train_end`` is emitted on every exit path; on Ctrl-C
+    same config see the same batches. ``train_end`` is emitted on every exit path, to every
+    observer even when one of them raises there (the first error is raised after); on Ctrl-C
     the ``KeyboardInterrupt`` is re-raised after it.
 
     With ``resume`` (the model and optimizer already restored by the caller), training
@@ -212,5 +213,5 @@ def fit(
         state.stop_reason = state.stop_reason or one_line(exc)
         raise
     finally:
-        bus.emit("train_end", state, status)
+        bus.emit_all("train_end", state, status)  # every observer, even if one raises
     return TrainResult(status, list(state.history), state.step, state.stop_reason)
