@@ -1,16 +1,16 @@
-"""Walk the tensors inside a module's inputs or outputs (tuples, lists, dicts), and ask
-whether any holds NaN/Inf."""
+"""Walk the tensors inside a module's inputs or outputs (tuples, lists, dicts), ask whether
+any holds NaN/Inf, and read scalar tensors as numbers in one transfer."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.autograd.graph import Node
 
-__all__ = ["grad_fns", "has_nonfinite", "tensors_in"]
+__all__ = ["grad_fns", "has_nonfinite", "read_scalars", "tensors_in"]
 
 
 def tensors_in(value: Any) -> Iterator[torch.Tensor]:
@@ -49,3 +49,16 @@ def grad_fns(value: Any) -> Iterator[Node]:
     for tensor in tensors_in(value):
         if tensor.grad_fn is not None:
             yield tensor.grad_fn
+
+
+def read_scalars(values: Sequence[torch.Tensor | float]) -> list[float]:
+    """``values`` (numbers and scalar tensors) as floats, the tensors read in one transfer:
+    one host sync for all of them, none when there is no tensor.
+
+    >>> read_scalars([1, torch.tensor(2.5), torch.tensor(3, dtype=torch.int64)])
+    [1.0, 2.5, 3.0]
+    """
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    wide = [t.to(tensors[-1].device, torch.float64) for t in tensors]  # dtypes may differ
+    read = iter(torch.stack(wide).tolist() if wide else [])
+    return [next(read) if isinstance(v, torch.Tensor) else float(v) for v in values]

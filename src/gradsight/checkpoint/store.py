@@ -95,10 +95,7 @@ class CheckpointStore:
                 names the checkpoint and the OSError), here or in the previous background
                 write.
         """
-        step = int(payload["step"])
-        data = serialize_checkpoint(payload)
-        self.wait()
-        path = self.directory / f"step-{step:08d}.pt"
+        path, data, step = self._serialized(payload)
         self._write(path, data, step)
         return path
 
@@ -112,16 +109,21 @@ class CheckpointStore:
         Raises:
             CheckpointError: the previous background write failed (this one is not started).
         """
-        step = int(payload["step"])
-        data = serialize_checkpoint(payload)  # while the previous write may still run
-        self.wait()
-        path = self.directory / f"step-{step:08d}.pt"
+        path, data, step = self._serialized(payload)
         self._writer = threading.Thread(
             target=self._write_keeping_failure, args=(path, data, step),
             name="gradsight-checkpoint", daemon=True,
         )  # fmt: skip
         self._writer.start()
         return path
+
+    def _serialized(self, payload: dict[str, Any]) -> tuple[Path, bytes, int]:
+        """Serialize ``payload`` (while a previous background write may still run), then wait
+        for that write; return the checkpoint's path, its bytes and its step."""
+        step = int(payload["step"])
+        data = serialize_checkpoint(payload)
+        self.wait()
+        return self.directory / f"step-{step:08d}.pt", data, step
 
     def wait(self) -> None:
         """Wait for the background write in flight, if any.

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from gradsight.autograd.attribution import is_compiled, unwrap
 from gradsight.autograd.handles import HookHandle
+from gradsight.autograd.tensors import read_scalars
 from gradsight.health.birthplace import LossFn, RngState, cuda_devices, rng_state
 from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.health.dead_relu import DeadReluWatch
@@ -240,10 +241,7 @@ class GradMonitor(Observer):
 
     def _read_unread(self) -> list[float]:
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
-        on_device = [t for _, _, t in self._unread if isinstance(t, Tensor)]
-        wide = [t.to(on_device[-1].device, torch.float64) for t in on_device]
-        synced = iter(torch.stack(wide).tolist() if wide else [])
-        return [float(next(synced)) if isinstance(t, Tensor) else t for _, _, t in self._unread]
+        return read_scalars([t for _, _, t in self._unread])
 
     def _check_read(
         self,

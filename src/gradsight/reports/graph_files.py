@@ -12,7 +12,7 @@ from gradsight.autograd.trace import BackwardTrace
 from gradsight.errors import ConfigError
 from gradsight.reports.graph_json import graph_from_dict, graph_to_json
 from gradsight.reports.graph_render import FORMATS, GraphvizMissing, render, to_dot
-from gradsight.reports.trace_render import trace_to_json
+from gradsight.reports.trace_render import steps_of, trace_to_json
 
 __all__ = ["LEVELS", "draw_first_step", "draw_missing", "graph_bytes", "write_first_step"]
 
@@ -92,4 +92,4 @@ def draw_missing(run_dir: Path) -> list[Path]:
     graph = graph_from_dict(json.loads(source.read_text(encoding="utf-8")))
     trace = run_dir / "trace.json"
     events = json.loads(trace.read_text(encoding="utf-8"))["events"] if trace.is_file() else []
-    return draw_first_step(run_dir, graph, {e["node_id"]: e["index"] for e in events})
+    return draw_first_step(run_dir, graph, steps_of(events))

@@ -32,6 +32,7 @@ from gradsight.reports.plots import (
     gradflow_data,
     write_plots,
 )
+from gradsight.reports.trace_render import steps_of
 
 __all__ = ["build_report", "highlight_map", "json_for_script", "write_report", "write_run_reports"]
 
@@ -278,7 +279,7 @@ def build_report(run_dir: Path) -> str:
     status = summary.get("status") if isinstance(summary, dict) else "no summary.json"
     title = f"gradsight report: {run_dir.resolve().name}"
     events = trace["events"] if trace is not None else []
-    steps = {e["node_id"]: e["index"] for e in events if isinstance(e, dict) and "node_id" in e}
+    steps = steps_of(events)
     op_svg, op_note = _inline_svg(run_dir, "op", graph, steps)
     body = "".join(
         [

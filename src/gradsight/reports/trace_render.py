@@ -9,7 +9,7 @@ from typing import Any
 from gradsight.autograd.gradstats import GradStats
 from gradsight.autograd.trace import BackwardTrace, TraceEvent
 
-__all__ = ["trace_text", "trace_to_dict", "trace_to_json"]
+__all__ = ["steps_of", "trace_text", "trace_to_dict", "trace_to_json"]
 
 
 def _num(value: float) -> float | None:
@@ -50,6 +50,12 @@ def trace_to_dict(trace: BackwardTrace) -> dict[str, Any]:
 def trace_to_json(trace: BackwardTrace) -> str:
     """Return the trace as indented JSON text."""
     return json.dumps(trace_to_dict(trace), indent=1) + "\n"
+
+
+def steps_of(events: list[Any]) -> dict[str, int]:
+    """Node id -> backward step, from the events of :func:`trace_to_dict` (``trace.json``);
+    entries of another shape are left out."""
+    return {e["node_id"]: e["index"] for e in events if isinstance(e, dict) and "node_id" in e}
 
 
 def _brief(s: GradStats | None) -> str:

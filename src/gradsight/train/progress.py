@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradsight.autograd.tensors import read_scalars
 from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord
 
@@ -53,7 +54,7 @@ class MetricWindow:
         if not self.sizes:
             return 0.0, 0, 0, 0.0
         device = next((t.device for t in self.losses if isinstance(t, Tensor)), None)
-        losses, hits = _numbers(self.losses), _numbers(self.hits)  # one sync per window
+        losses, hits = read_scalars(self.losses), read_scalars(self.hits)  # one sync each
         loss_sum = math.fsum(loss * size for loss, size in zip(losses, self.sizes, strict=True))
         images, seconds = sum(self.sizes), time.perf_counter() - self.started
         # under torchrun: every rank's window added up (each rank flushes at the same steps)
@@ -89,13 +90,6 @@ class MetricWindow:
             hits_total=int(data["hits_total"]),
             seen=int(data["seen"]),
         )
-
-
-def _numbers(values: list[Any]) -> list[float]:
-    """Scalars that are numbers or tensors, as numbers: the tensors read in one transfer."""
-    tensors = [t for t in values if isinstance(t, Tensor)]
-    read = iter(torch.stack(tensors).to("cpu", torch.float64).tolist() if tensors else [])
-    return [next(read) if isinstance(t, Tensor) else float(t) for t in values]
 
 
 @dataclass(frozen=True)
