@@ -96,12 +96,12 @@ class CheckpointObserver(Observer):
             self.store.wait()  # failed write fails the run before summary.json is written
 
     def on_train_end(self, state: TrainState, status: str) -> None:
-        if status in ("completed", "stopped"):
-            self.store.wait()  # raises CheckpointError if the last write failed
-            return
-        try:  # failed or interrupted: the run's own exception is the one to see
+        try:
             self.store.wait()
-        except CheckpointError as exc:
+        except CheckpointError as exc:  # the last write failed
+            if status in ("completed", "stopped"):
+                raise
+            # failed or interrupted: the run's own exception is the one to see
             warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
 
     def _save(
