@@ -253,6 +253,26 @@ def test_a_failed_write_fails_the_run_naming_the_checkpoint(
     assert not (folder / f"step-{failing + 2:08d}.pt").exists()  # the next save never started
 
 
+class _Stops(Observer):
+    """Asks the loop to stop at step 5, while step 4's checkpoint write is failing."""
+
+    def on_after_step(self, state: TrainState) -> None:
+        if state.step == 5:
+            time.sleep(0.05)  # let the writer thread fail first
+            state.request_stop("enough")
+
+
+def test_a_stopped_run_still_fails_on_a_write_in_flight_at_its_end(
+    tiny_data: LoadedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "ck"
+    _fail_at(monkeypatch, "step-00000004.pt")
+    ends = _Ends()
+    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*step-00000004\.pt"):
+        fit(_prepared(tiny_data), [ends, _observer(folder), _Stops()])
+    assert ends.status == "stopped"  # no save after the stop: found by train_end itself
+
+
 class _Breaks(Observer):
     """The user's code fails at step 5, while step 4's checkpoint write is failing."""
 
