@@ -30,6 +30,7 @@ from gradsight.health.masked import MaskedWatch
 from gradsight.health.nograd import NoGradWatch
 from gradsight.health.nonfinite import (
     Replay,
+    check_replay_args,
     compiled_note,
     diagnose,
     late_note,
@@ -185,12 +186,12 @@ class GradMonitor(Observer):
         Raises:
             ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
         """
-        replay = replay_of(self.loss_fn, inputs, targets, batch)
+        check_replay_args(self.loss_fn, inputs, batch)  # the replay is built only on NaN/Inf
         rng, self._rng = self._rng, None  # the next forward starts a new step
         if self._compiled and not self._said_compiled:
             self._said_compiled = True
             self._emit(compiled_note(step, epoch))
-        grads = [(n, p.grad) for n, p in self.named if p.grad is not None]
+        grads = [(n, g) for n, p in self.named if (g := p.grad) is not None]
         log_step = ends_interval(step, self.config.log_every)
         if not log_step or not grads:  # else _check_layers looks, with the norms
             self._emit(*self._nograd.check(step, epoch, len(grads)))
@@ -203,26 +204,27 @@ class GradMonitor(Observer):
         if self._share_total:  # fit() clips with it: no second pass over the gradients
             self._total = total
         # On the CPU reading it costs no sync; keeping the tensor alive would cost time.
-        self._unread.append((step, epoch, float(total) if total.device.type == "cpu" else total))
+        self._unread.append((step, epoch, float(total) if total.is_cpu else total))
         if not self._read_now(step, scaler is not None):
             return False  # read later, without a sync now
-        values = global_flags(self._read_unread(), total.device)  # the one sync of this step
-        late = self._check_read(self._unread[:-1], values, step)
+        values = global_flags(self._read_unread(), total.device)  # this step's one sync
+        late = self._check_read(self._unread[:-1], values, step) if len(values) > 1 else None
         self._unread = []
         if late is not None:
             return late
         self.last_total = values[-1] * factor
         if not math.isfinite(self.last_total):
+            names, replay = [n for n, _ in grads], replay_of(self.loss_fn, inputs, targets, batch)
             if scaler is not None and scaler.is_enabled():
                 found = self._scaler.skipped_step(step, epoch, scaler.get_scale())
                 if found is None:
                     return False  # the scaler skips this update and lowers the scale
                 self._emit(found)
-                stop = self._nonfinite(step, epoch, [n for n, _ in grads], norms, replay, rng)
+                stop = self._nonfinite(step, epoch, names, norms, replay, rng)
                 return stop and self.config.on_nonfinite == "stop"
-            return self._nonfinite(step, epoch, [n for n, _ in grads], norms, replay, rng)
+            return self._nonfinite(step, epoch, names, norms, replay, rng)
         self._scaler.finite_step()
-        self._check_total(step, epoch, self.last_total)
+        self._emit(*self._norms.total(step, epoch, self.last_total))
         if log_step:
             self._check_layers(step, epoch, [n for n, _ in grads], norms * factor)
         return False
@@ -241,7 +243,10 @@ class GradMonitor(Observer):
 
     def _read_unread(self) -> list[float]:
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
-        return read_scalars([t for _, _, t in self._unread])
+        totals = [t for _, _, t in self._unread]
+        if any(isinstance(t, Tensor) for t in totals):
+            return read_scalars(totals)
+        return totals  # type: ignore[return-value]  # all numbers already (the CPU)
 
     def _check_read(
         self,
@@ -257,11 +262,8 @@ class GradMonitor(Observer):
         for (step, epoch, _), total in zip(earlier, values, strict=False):
             if not math.isfinite(total):
                 return self._late_nonfinite(step, epoch, now)
-            self._check_total(step, epoch, total)
+            self._emit(*self._norms.total(step, epoch, total))
         return None
-
-    def _check_total(self, step: int, epoch: int, total: float) -> None:
-        self._emit(*self._norms.total(step, epoch, total))
 
     def _late_nonfinite(self, first: int, epoch: int, now: int) -> bool:
         """A NaN/Inf flag read ``now``, set at step ``first`` (``check_every`` > 1)."""

@@ -17,7 +17,15 @@ from gradsight.health.findings import Finding
 from gradsight.health.naming import nearest, summarize
 from gradsight.train.loop import one_line
 
-__all__ = ["Replay", "compiled_note", "diagnose", "late_note", "replay_of", "save_batch"]
+__all__ = [
+    "Replay",
+    "check_replay_args",
+    "compiled_note",
+    "diagnose",
+    "late_note",
+    "replay_of",
+    "save_batch",
+]
 
 _COMPILED = (
     "the model is torch.compile'd: the backward of each compiled region is one autograd node "
@@ -56,22 +64,33 @@ def _cross_entropy(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     return nn.functional.cross_entropy(model(batch["inputs"]), batch["targets"])
 
 
+def check_replay_args(loss_fn: LossFn | None, inputs: Tensor | None, batch: Any) -> None:
+    """Raise now what :func:`replay_of` would raise, without building the replay.
+
+    Raises:
+        ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
+    """
+    if batch is None:
+        return
+    if inputs is not None:
+        raise ConfigError("check() takes batch= or inputs=/targets=, not both; pass batch=")
+    if loss_fn is None:
+        raise ConfigError(
+            "check(batch=...) needs GradMonitor(model, loss_fn=...) to replay the loss; "
+            "or pass inputs= and targets= for cross-entropy on a tensor output"
+        )
+
+
 def replay_of(
     loss_fn: LossFn | None, inputs: Tensor | None, targets: Tensor | None, batch: Any
 ) -> Replay | None:
     """The replay :meth:`GradMonitor.check`'s arguments make, or None without a batch.
 
     Raises:
-        ConfigError: ``batch`` without a ``loss_fn``, or both ``batch`` and ``inputs``.
+        ConfigError: as :func:`check_replay_args`.
     """
-    if batch is not None and inputs is not None:
-        raise ConfigError("check() takes batch= or inputs=/targets=, not both; pass batch=")
-    if batch is not None:
-        if loss_fn is None:
-            raise ConfigError(
-                "check(batch=...) needs GradMonitor(model, loss_fn=...) to replay the loss; "
-                "or pass inputs= and targets= for cross-entropy on a tensor output"
-            )
+    check_replay_args(loss_fn, inputs, batch)
+    if batch is not None and loss_fn is not None:
         return Replay(loss_fn, batch)
     if inputs is not None and targets is not None:
         return Replay(loss_fn or _cross_entropy, {"inputs": inputs, "targets": targets})

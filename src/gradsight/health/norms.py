@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from gradsight.health.config import MonitorConfig
 from gradsight.health.findings import Finding
 
-__all__ = ["NormChecks", "layer_of", "per_layer"]
+__all__ = ["MedianWindow", "NormChecks", "layer_of", "per_layer"]
 
 
 def layer_of(param_name: str) -> str:
@@ -27,14 +28,45 @@ def per_layer(norms: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {layer: math.sqrt(sq) for layer, sq in squares.items()}
 
 
-def _explosion(
-    value: float, history: Sequence[float], min_history: int, cfg: MonitorConfig
-) -> str | None:
-    """Why ``value`` is exploding (above the absolute bound, or k x the median of
-    ``history`` once it holds ``min_history`` values), or None when it is not."""
+class MedianWindow:
+    """The last ``size`` values (finite numbers), in arrival order and sorted, so the median
+    of the window costs no sort: the total norm's is read on every step.
+
+    >>> window = MedianWindow(3, [5.0, 1.0, 4.0])
+    >>> window.append(2.0)  # 5.0 leaves
+    >>> list(window), window.median()
+    ([1.0, 4.0, 2.0], 2.0)
+    """
+
+    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
+        self._order: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] = []
+        for value in values:
+            self.append(value)
+
+    def append(self, value: float) -> None:
+        if len(self._order) == self._order.maxlen:
+            del self._sorted[bisect_left(self._sorted, self._order[0])]
+        self._order.append(value)
+        insort(self._sorted, value)
+
+    def median(self) -> float:
+        """The same number as ``statistics.median`` of the window (which must not be empty)."""
+        values, half = self._sorted, len(self._sorted) // 2
+        return values[half] if len(values) % 2 else (values[half - 1] + values[half]) / 2
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._order)
+
+
+def _explosion(value: float, median: float | None, cfg: MonitorConfig) -> str | None:
+    """Why ``value`` is exploding (above the absolute bound, or k x ``median``, the running
+    median once enough values were seen), or None when it is not."""
     if value > cfg.explode_norm:
         return f"above {cfg.explode_norm:g}"
-    median = statistics.median(history) if len(history) >= min_history else None
     if median is not None and median > 0 and value > cfg.explode_factor * median:
         return f"{value / median:.0f}x its running median {median:.3g}"
     return None
@@ -45,7 +77,7 @@ class NormChecks:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.config = config
-        self.totals: deque[float] = deque(maxlen=config.median_window)
+        self.totals = MedianWindow(config.median_window)
         self.layer_norms: dict[str, float] = {}  # of the latest log step
         self._exploding = False
         self._low_counts: dict[str, int] = {}
@@ -55,7 +87,8 @@ class NormChecks:
 
     def total(self, step: int, epoch: int, total: float) -> list[Finding]:
         """Check one step's finite total norm; reported once per exploding stretch."""
-        why = _explosion(total, self.totals, self.config.warmup_steps, self.config)
+        enough = len(self.totals) >= self.config.warmup_steps
+        why = _explosion(total, self.totals.median() if enough else None, self.config)
         found = []
         if why is not None and not self._exploding:
             msg = f"total gradient norm {total:.3g} is exploding ({why}); lower the lr or clip"
@@ -91,7 +124,8 @@ class NormChecks:
         cfg, found = self.config, []
         for layer, norm in self.layer_norms.items():
             history = self._layer_history.setdefault(layer, deque(maxlen=cfg.median_window))
-            why = _explosion(norm, history, cfg.vanish_checks, cfg)
+            enough = len(history) >= cfg.vanish_checks
+            why = _explosion(norm, statistics.median(history) if enough else None, cfg)
             history.append(norm)
             if why is not None and layer not in self._exploded:
                 self._exploded.add(layer)
@@ -113,7 +147,7 @@ class NormChecks:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         window = self.config.median_window
-        self.totals = deque(state["totals"], maxlen=window)
+        self.totals = MedianWindow(window, state["totals"])
         self._exploding = bool(state["exploding"])
         self._low_counts = {k: int(v) for k, v in state["low_counts"].items()}
         self._layer_history = {
