@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.autograd.graph import Node
 
-__all__ = ["grad_fns", "has_nonfinite", "read_scalars", "tensors_in"]
+__all__ = ["grad_fns", "has_nonfinite", "read_is_free", "read_scalars", "tensors_in"]
 
 
 def tensors_in(value: Any) -> Iterator[torch.Tensor]:
@@ -49,6 +49,15 @@ def grad_fns(value: Any) -> Iterator[Node]:
     for tensor in tensors_in(value):
         if tensor.grad_fn is not None:
             yield tensor.grad_fn
+
+
+def read_is_free(device: torch.device) -> bool:
+    """Whether reading a tensor on ``device`` into Python costs no device sync: on the CPU
+    a per-step value is read at once (keeping small tensors alive measured slower there);
+    on an accelerator it stays on the device until a log or check step reads a batch of
+    them with :func:`read_scalars`. The one place the training loop and the monitor decide
+    that (tests replace it to run the accelerator path on the CPU)."""
+    return device.type == "cpu"
 
 
 def read_scalars(values: Sequence[torch.Tensor | float]) -> list[float]:

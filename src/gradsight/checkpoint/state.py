@@ -63,7 +63,7 @@ def capture(
         "batch_index": batch_index,
         "step": state.step,
         "skipped_steps": state.skipped_steps,
-        "clipped_steps": state.clipped_steps,
+        "clipped_steps": state.count_clipped(),
         "history": [r.to_dict() for r in state.history],
         "data_order_state": data_order_state.clone(),
         "window": window.to_dict(),

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradsight.autograd import tensors
 from gradsight.autograd.attribution import is_compiled, unwrap
 from gradsight.autograd.handles import HookHandle
-from gradsight.autograd.tensors import read_scalars
 from gradsight.health.birthplace import LossFn, RngState, cuda_devices, rng_state
 from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.health.dead_relu import DeadReluWatch
@@ -203,8 +203,8 @@ class GradMonitor(Observer):
         total = torch.linalg.vector_norm(norms)  # the NaN/Inf flag: NaN/Inf iff any entry is
         if self._share_total:  # fit() clips with it: no second pass over the gradients
             self._total = total
-        # On the CPU reading it costs no sync; keeping the tensor alive would cost time.
-        self._unread.append((step, epoch, float(total) if total.is_cpu else total))
+        now = tensors.read_is_free(total.device)  # the CPU: read at once, no sync
+        self._unread.append((step, epoch, float(total) if now else total))
         if not self._read_now(step, scaler is not None):
             return False  # read later, without a sync now
         values = global_flags(self._read_unread(), total.device)  # this step's one sync
@@ -245,7 +245,7 @@ class GradMonitor(Observer):
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
         totals = [t for _, _, t in self._unread]
         if any(isinstance(t, Tensor) for t in totals):
-            return read_scalars(totals)
+            return tensors.read_scalars(totals)
         return totals  # type: ignore[return-value]  # all numbers already (the CPU)
 
     def _check_read(

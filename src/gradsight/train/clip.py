@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["clip_gradients"]
+__all__ = ["clip_gradients", "clip_without_sync"]
 
 
 def clip_gradients(
@@ -42,3 +42,30 @@ def clip_gradients(
         return value, False
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
     return value, True
+
+
+def clip_without_sync(
+    parameters: Iterable[Tensor], max_norm: float, total: Tensor | None = None
+) -> Tensor | None:
+    """Clip as :func:`clip_gradients` does, without reading anything on the host: for
+    ``--nonfinite-check-every N`` on an accelerator, where no step may wait for the device.
+
+    A NaN/Inf total is not caught here: it turns the gradients NaN (torch's own clipping
+    does the same), and the monitor reports it when it reads the flag, N steps later.
+
+    Returns:
+        Whether the gradients were scaled down, as a bool tensor on their device (read it
+        later, with other values, in one transfer); None without gradients.
+
+    >>> w = torch.zeros(4, requires_grad=True)
+    >>> w.grad = torch.full((4,), 3.0)
+    >>> bool(clip_without_sync([w], 1.0)), round(float(w.grad.norm()), 4)
+    (True, 1.0)
+    """
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return None
+    if total is None:
+        total = torch.nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total > max_norm

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from gradsight.autograd.tensors import read_scalars
+
 if TYPE_CHECKING:
     from gradsight.config import TrainConfig
     from gradsight.data.base import DatasetInfo
@@ -58,6 +60,7 @@ class TrainState:
     skip_step: bool = False  # set before optimizer.step() to leave the weights untouched
     skipped_steps: int = 0  # updates skipped so far (their batches are left out of metrics)
     clipped_steps: int = 0  # updates whose gradients config.clip_grad_norm scaled down
+    clipped_unread: list[Tensor] = field(default_factory=list)  # on the device, not read yet
     grad_norm: Tensor | None = None  # this step's total gradient norm, if an observer took it
     scaler: torch.amp.GradScaler | None = None  # --amp fp16: gradients unscaled before events
     scheduler: LRScheduler | None = None  # --lr-schedule: stepped after every step
@@ -67,6 +70,14 @@ class TrainState:
     extras: dict[str, Any] = field(
         default_factory=dict
     )  # observers' additions to the next log line
+
+    def count_clipped(self) -> int:
+        """``clipped_steps``, with the steps clipped on an accelerator and not read yet added
+        (one transfer for all of them)."""
+        if self.clipped_unread:
+            self.clipped_steps += round(sum(read_scalars(self.clipped_unread)))
+            self.clipped_unread = []
+        return self.clipped_steps
 
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop after the current step; ``reason`` ends up in the summary."""

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gradsight.autograd import tensors
 from gradsight.data.base import Split
 from gradsight.rng import restore_rng
-from gradsight.train.clip import clip_gradients
+from gradsight.train.clip import clip_gradients, clip_without_sync
 from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord, EventBus, Observer, StepRecord, TrainState
 from gradsight.train.progress import MetricWindow, ResumePoint
@@ -91,7 +92,7 @@ def train_one_epoch(
             window.add(loss, outputs, targets)
         if state.step % config.log_every == 0 or state.should_stop:
             if config.clip_grad_norm is not None:
-                state.extras["clipped_steps"] = state.clipped_steps
+                state.extras["clipped_steps"] = state.count_clipped()
             loss_sum, hits, images, seconds = window.flush()
             lr = float(optimizer.param_groups[0]["lr"])
             nan = float("nan")
@@ -112,7 +113,14 @@ def train_one_epoch(
 
 def _clip(state: TrainState, max_norm: float) -> None:
     """Clip the gradients (reusing the monitor's total norm when it left one); a NaN/Inf
-    total skips the update instead, so it never reaches the weights."""
+    total skips the update instead, so it never reaches the weights. With the NaN/Inf flag
+    read every N > 1 steps on an accelerator, nothing is read: the clipped count stays on
+    the device until the next log, and a NaN/Inf is the monitor's to report."""
+    if state.config.nonfinite_check_every > 1 and not tensors.read_is_free(state.device):
+        clipped = clip_without_sync(state.model.parameters(), max_norm, state.grad_norm)
+        if clipped is not None:
+            state.clipped_unread.append(clipped)
+        return
     total, go = clip_gradients(state.model.parameters(), max_norm, state.grad_norm)
     state.skip_step = not go
     state.clipped_steps += go and total > max_norm

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradsight.autograd.tensors import read_scalars
+from gradsight.autograd import tensors
 from gradsight.train.distributed import all_reduce_sums
 from gradsight.train.events import EpochRecord
 
@@ -41,7 +41,7 @@ class MetricWindow:
         # On the CPU reading the loss and the count now costs no sync, and keeping these
         # small tensors alive measured slower per epoch (benchmarks/bench_train.py); on an
         # accelerator they stay on the device until the next flush.
-        if hit.device.type == "cpu":
+        if tensors.read_is_free(hit.device):
             self.losses.append(float(loss.detach()))
             self.hits.append(int(hit))
         else:
@@ -54,7 +54,8 @@ class MetricWindow:
         if not self.sizes:
             return 0.0, 0, 0, 0.0
         device = next((t.device for t in self.losses if isinstance(t, Tensor)), None)
-        losses, hits = read_scalars(self.losses), read_scalars(self.hits)  # one sync each
+        losses = tensors.read_scalars(self.losses)  # one sync each
+        hits = tensors.read_scalars(self.hits)
         loss_sum = math.fsum(loss * size for loss, size in zip(losses, self.sizes, strict=True))
         images, seconds = sum(self.sizes), time.perf_counter() - self.started
         # under torchrun: every rank's window added up (each rank flushes at the same steps)

@@ -83,7 +83,7 @@ class RunRecorder(Observer):
                 "epochs_completed": sum(r.complete for r in state.history),
                 "steps": state.step,
                 "skipped_steps": state.skipped_steps,
-                "clipped_steps": state.clipped_steps,
+                "clipped_steps": state.count_clipped(),
                 "skipped_images": state.info.skipped_images,
                 "model_pt": "not written: non-finite weights in " + ", ".join(bad)
                 if bad

@@ -1,0 +1,159 @@
+"""No host read per step on an accelerator: ``gradsight train``'s steps read tensor values into
+Python (a device sync on a GPU) only at log and NaN/Inf-check intervals, sentinel steps and
+epoch ends.
+
+No GPU here: the accelerator path is run on the CPU by replacing the one predicate that
+chooses it (``gradsight.autograd.tensors.read_is_free``), and every read a GPU would sync on
+is counted: ``item()``/``float()``/``int()``/``bool()`` (``aten._local_scalar_dense``),
+``tolist()``, ``cpu()`` and ``numpy()``. Not counted: reads made inside ``torch.optim``
+(Adam reads its step counter, a CPU tensor even when the parameters are on a GPU).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import gradsight.autograd.tensors as tensors
+from gradsight.cli import main
+from gradsight.health.config import ends_interval
+from gradsight.train.events import Observer, TrainState
+from gradsight.train.runfiles import read_metrics
+
+
+class HostReads(TorchDispatchMode):
+    """Counts reads of tensor values into Python, per training step (``bucket``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bucket: int | str = "setup"
+        self.reads: Counter[int | str] = Counter()
+
+    def count(self) -> None:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if "torch/optim/" in frame.f_code.co_filename.replace("\\", "/"):
+                return  # the optimizer's own bookkeeping (see the module's docstring)
+            frame = frame.f_back  # type: ignore[assignment]
+        self.reads[self.bucket] += 1
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count()
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[HostReads]:
+    counter = HostReads()
+    for name in ("tolist", "cpu", "numpy"):  # on a CPU tensor these never dispatch a copy
+        method = getattr(torch.Tensor, name)
+
+        def counted(self: torch.Tensor, *args: Any, _method: Any = method, **kw: Any) -> Any:
+            counter.count()
+            return _method(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    with counter:
+        yield counter
+
+
+class Buckets(Observer):
+    """Puts each read in the bucket of the step running (from its forward to the next one's)."""
+
+    def __init__(self, counter: HostReads) -> None:
+        self.counter = counter
+
+    def on_before_forward(self, state: TrainState) -> None:
+        self.counter.bucket = state.step
+
+    def on_epoch_end(self, state: TrainState, record: Any) -> None:
+        self.counter.bucket = f"epoch {state.epoch} end"
+
+    def on_train_end(self, state: TrainState, status: str) -> None:
+        self.counter.bucket = "end"
+
+
+def _train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counter: HostReads, *extra: str
+) -> None:
+    import gradsight.cli.train as cli_train
+
+    real_fit = cli_train.fit
+
+    def fit(prepared: Any, observers: Any = (), *args: Any, **kw: Any) -> Any:
+        return real_fit(prepared, [Buckets(counter), *observers], *args, **kw)
+
+    monkeypatch.setattr(cli_train, "fit", fit)
+    argv = ["train", "--data", "synthetic", "--epochs", "2", "--batch-size", "32", "--quiet"]
+    err = io.StringIO()
+    run = tmp_path / "run"
+    code = main([*argv, "--out", str(run), *extra], stdout=io.StringIO(), stderr=err)
+    assert code == 0, err.getvalue()
+    return run
+
+
+def _step_reads(counter: HostReads) -> dict[int, int]:
+    return {k: v for k, v in counter.reads.items() if isinstance(k, int)}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("--lr-schedule", "onecycle", "--optimizer", "adam"),
+        ("--amp", "bf16", "--channels-last", "--clip-grad-norm", "1.0"),
+    ],
+)
+def test_accelerator_path_reads_only_at_log_and_check_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads, extra: tuple[str, ...]
+) -> None:
+    monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
+    log_every, check_every = 8, 4  # synthetic: 512 images, 16 steps an epoch
+    _train(tmp_path, monkeypatch, host_reads, "--log-every", str(log_every),
+           "--nonfinite-check-every", str(check_every), *extra)  # fmt: skip
+    reads = _step_reads(host_reads)
+    steps = range(32)
+    allowed = {
+        s for s in steps
+        if s == 0  # the first step: its graph, trace and NaN sentinel
+        or ends_interval(s, check_every) or ends_interval(s, log_every)
+    }  # fmt: skip
+    assert {s for s in steps if reads.get(s, 0)} <= allowed, reads
+    assert all(reads.get(s, 0) > 0 for s in steps if ends_interval(s, check_every)), reads
+    quiet = [s for s in steps if s not in allowed]
+    assert len(quiet) == 23 and all(s not in reads for s in quiet)
+
+
+def test_on_the_cpu_values_are_read_every_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads
+) -> None:
+    # the counter itself: on the CPU (reads cost no sync) the loss, hits and NaN/Inf flag
+    # are read every step, and the test above would see them
+    _train(tmp_path, monkeypatch, host_reads, "--log-every", "8", "--nonfinite-check-every", "4")
+    reads = _step_reads(host_reads)
+    assert all(reads.get(s, 0) >= 3 for s in range(32)), reads
+
+
+@pytest.mark.parametrize("accelerator", [False, True])
+def test_clipped_steps_are_counted_alike_when_read_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads, accelerator: bool
+) -> None:
+    if accelerator:  # the clipped flags stay on the "device" until each log step
+        monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
+    run = _train(tmp_path, monkeypatch, host_reads, "--log-every", "8",
+                 "--nonfinite-check-every", "4", "--clip-grad-norm", "0.05")  # fmt: skip
+    logged = [
+        r["clipped_steps"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "step"
+    ]
+    summary = json.loads((run / "summary.json").read_text())
+    assert logged == [8, 16, 24, 32] and summary["clipped_steps"] == 32  # every step clipped
