@@ -16,7 +16,7 @@ def test_median_window_matches_statistics_median_as_values_come_and_go() -> None
         for _ in range(300):
             value = float(rng.choice([0.0, 1.0, 1.0, 2.5])) if rng.random() < 0.3 else rng.random()
             window.append(value)
-            kept = (kept + [value])[-size:]
+            kept = [*kept, value][-size:]
             assert list(window) == kept  # arrival order, oldest dropped first
             assert window.median() == statistics.median(kept)
 

@@ -149,7 +149,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     health.add_argument(
         "--clip-grad-norm", type=float, metavar="X",
-        help="clip the total gradient norm to X before each step (the article uses 1.0)",
+        help="clip the total gradient norm to X before each step (the article uses 1.0); a "
+        "NaN/Inf total skips the update, except on a GPU with --nonfinite-check-every N > 1, "
+        "where nothing is read per step",
     )  # fmt: skip
     health.add_argument(
         "--check", action="store_true",
