@@ -33,10 +33,12 @@ class CheckpointObserver(Observer):
     With ``settings.background`` (the default) the training thread only serializes the
     checkpoint; its files are written on one background thread while training goes on
     (:meth:`CheckpointStore.save_in_background`). At most one write is in flight: the next
-    save waits for the previous one, the last epoch's checkpoint is waited for at once, and
-    ``on_train_end`` waits for any write still in flight. A write that failed raises its
-    :class:`~gradsight.errors.CheckpointError` ("could not write checkpoint
-    .../step-00000600.pt: [Errno 28] No space left on device") from there, so the run fails
+    save waits for the previous one, the last epoch's checkpoint is waited for at once, so is
+    a write still in flight when a run stops early (both before ``train_end``, so a failure
+    makes the run's status "failed"), and ``on_train_end`` waits for any other. A write
+    that failed raises its :class:`~gradsight.errors.CheckpointError` ("could not write
+    checkpoint .../step-00000600.pt: [Errno 28] No space left on device") from there, so
+    the run fails
     instead of losing it; on a run already failing or interrupted it is a warning, and the
     run's own exception goes on.
 
