@@ -38,9 +38,8 @@ class CheckpointObserver(Observer):
     makes the run's status "failed"), and ``on_train_end`` waits for any other. A write
     that failed raises its :class:`~gradsight.errors.CheckpointError` ("could not write
     checkpoint .../step-00000600.pt: [Errno 28] No space left on device") from there, so
-    the run fails
-    instead of losing it; on a run already failing or interrupted it is a warning, and the
-    run's own exception goes on.
+    the run fails instead of losing it; on a run already failing or interrupted it is a
+    warning, and the run's own exception goes on.
 
     Args:
         settings: folder, interval and how many checkpoints to keep.
