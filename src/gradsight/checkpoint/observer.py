@@ -88,7 +88,10 @@ class CheckpointObserver(Observer):
             crash_if_requested(f"step:{state.step}")
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
-        if state.should_stop or state.step <= self._last_step:
+        if state.should_stop:  # the run ends here, with no new save: a write still in flight
+            self.store.wait()  # fails the run now, so summary.json does not say "stopped"
+            return
+        if state.step <= self._last_step:
             return
         assert state.data_generator is not None
         next_order = state.data_generator.get_state()  # where the next epoch's shuffle starts
