@@ -244,9 +244,9 @@ class GradMonitor(Observer):
     def _read_unread(self) -> list[float]:
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
         totals = [t for _, _, t in self._unread]
-        if any(isinstance(t, Tensor) for t in totals):
-            return tensors.read_scalars(totals)
-        return totals  # type: ignore[return-value]  # all numbers already (the CPU)
+        if len(totals) == 1 and not isinstance(totals[0], Tensor):
+            return totals  # type: ignore[return-value]  # the CPU: read at once, every step
+        return tensors.read_scalars(totals)
 
     def _check_read(
         self,
