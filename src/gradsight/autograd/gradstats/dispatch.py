@@ -10,7 +10,23 @@ from gradsight.autograd.gradstats.reductions import nonfinite_stats
 from gradsight.autograd.gradstats.stats import GradStats
 from gradsight.autograd.gradstats.torch_path import Scratch, torch_stats
 
-__all__ = ["grad_stats", "sparse_stats"]
+__all__ = ["grad_stats", "moduli", "sparse_stats"]
+
+#: Each complex type's moduli are taken in the next wider one: |3e38+3e38j| = 4.2e38 is a
+#: finite complex64 entry whose modulus float32 cannot hold.
+_WIDER = {torch.complex32: torch.complex64, torch.complex64: torch.complex128}
+
+
+def moduli(g: Tensor) -> Tensor:
+    """|z| of a complex ``g``, in the real type one step wider than its parts (float32 for
+    complex32, float64 for complex64), so a finite entry keeps a finite modulus: its norm,
+    zeros and NaN/Inf count are those of ``g``; max |g| is its largest modulus.
+
+    >>> moduli(torch.tensor([3e38 + 3e38j, 3 + 4j], dtype=torch.complex64))
+    tensor([4.2426e+38, 5.0000e+00], dtype=torch.float64)
+    """
+    wider = _WIDER.get(g.dtype)
+    return (g if wider is None else g.to(wider)).abs()
 
 
 def grad_stats(
@@ -30,8 +46,8 @@ def grad_stats(
     g = grad.detach() if grad.requires_grad else grad
     if g.layout != torch.strided:
         return sparse_stats(g, full, scratch)
-    if g.is_complex():  # |z|: the same norm, zeros and NaN/Inf; max |g| is the largest modulus
-        g = g.abs()
+    if g.is_complex():
+        g = moduli(g)
     if g.numel() == 0:
         return GradStats(tuple(g.shape), 0.0, 0)
     flat = dense_view(g) if full else None  # the norm alone: one torch call is as quick

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gradsight.autograd.gradstats.dispatch import grad_stats
+from gradsight.autograd.gradstats.dispatch import grad_stats, moduli
 from gradsight.autograd.gradstats.reductions import read_rows, reductions, stats_of_row
 from gradsight.autograd.gradstats.stats import GradStats
 from gradsight.autograd.gradstats.torch_path import Scratch
@@ -54,7 +54,7 @@ class Meter:
             return grad_stats(grad, self.full, self.scratch)
         g = grad.detach() if grad.requires_grad else grad
         if g.is_complex():  # as in grad_stats
-            g = g.abs()
+            g = moduli(g)
         if g.numel() == 0:
             return GradStats(tuple(g.shape), 0.0, 0)
         self._queue.append(reductions(g, self.full))
