@@ -6,6 +6,8 @@
 #      carried into the checkout, or Debian's /usr/share/datasets/fashion-mnist)
 #   3. the backward trace's overhead (and the run folder's first-step snapshot)
 #   4. the gradient monitor's per-step overhead
+#   5. host syncs per step of gradsight train (CUDA's sync debug mode): none outside the
+#      log, NaN/Inf-check, sentinel and epoch-end steps (exit 1 naming any other step)
 # Each step has its own timeout; a step that fails or times out is reported and the next one
 # runs. Run from the repo root: bash benchmarks/gpu_bench.sh (PY=python3 to choose Python; without
 # .venv it uses python3 with PYTHONPATH=src). Copy what it prints into benchmarks/RESULTS.md.
@@ -62,13 +64,15 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, report how it ende
 
 step "images/s (bench_train)" 60 \
   "$PY" benchmarks/bench_train.py --device "$DEVICE" --epochs 2 --repeats 3
-step "time to 90% (bench_time_to_accuracy)" 130 \
+step "time to 90% (bench_time_to_accuracy)" 120 \
   "$PY" benchmarks/bench_time_to_accuracy.py --device "$DEVICE" --data-dir "$FMNIST_DIR" \
-  --max-seconds 90 --article-workers 2 "${recipe[@]}" --plot "$PLOT"
-step "trace overhead (bench_trace)" 50 \
+  --max-seconds 85 --article-workers 2 "${recipe[@]}" --plot "$PLOT"
+step "trace overhead (bench_trace)" 45 \
   "$PY" benchmarks/bench_trace.py --device "$DEVICE" --repeats 20 --snapshot-repeats 3
-step "monitor overhead (bench_monitor)" 50 \
+step "monitor overhead (bench_monitor)" 45 \
   "$PY" benchmarks/bench_monitor.py --device "$DEVICE" --steps 300 --deep-steps 100 --resnet-steps 50
+step "host syncs per step (gpu_sync_check)" 25 \
+  "$PY" benchmarks/gpu_sync_check.py --device "$DEVICE" --train-args "--clip-grad-norm 1.0"
 
 echo
 if [[ ${#failed[@]} -eq 0 ]]; then

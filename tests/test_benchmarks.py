@@ -132,6 +132,41 @@ def test_gpu_bench_script_is_valid_bash_and_times_out_every_step() -> None:
     steps = re.findall(r'^step "[^"]+" (\d+) \\\n\s+"\$PY" benchmarks/(\S+)', text, re.M)
     assert [name for _, name in steps] == [
         "bench_train.py", "bench_time_to_accuracy.py", "bench_trace.py", "bench_monitor.py",
+        "gpu_sync_check.py",
     ]  # fmt: skip
     assert sum(int(limit) for limit, _ in steps) < 300  # the whole script under 5 minutes
     assert 'timeout --kill-after=10 "$limit" "$@"' in text
+
+
+def test_gpu_sync_check_says_it_needs_cuda(bench, capsys) -> None:
+    assert bench("gpu_sync_check").main(["--device", "cpu"]) == 0
+    assert "needs a CUDA device (--device cpu); nothing checked" in capsys.readouterr().out
+
+
+def test_gpu_sync_check_puts_syncs_in_step_buckets_and_names_unexpected_ones(bench) -> None:
+    import warnings
+    from types import SimpleNamespace
+
+    module = bench("gpu_sync_check")
+    log: list[warnings.WarningMessage] = []
+    buckets = module.SyncBuckets(log)
+
+    def sync(line: int) -> None:
+        message = UserWarning("called a synchronizing CUDA operation")
+        log.append(warnings.WarningMessage(message, UserWarning, "loop.py", line))
+
+    for step in range(8):  # one epoch of 8 steps; step 2 syncs though it should not
+        buckets.on_before_forward(SimpleNamespace(step=step))
+        if step in (0, 2, 3, 7):
+            sync(100 + step)
+        if step == 5:  # another warning is not a sync
+            log.append(warnings.WarningMessage(UserWarning("other"), UserWarning, "x.py", 1))
+    sync(200)  # the evaluation, before epoch_end: the last step's bucket
+    buckets.on_epoch_end(SimpleNamespace(step=8, epoch=1), None)
+    sync(300)
+    buckets._close("end")
+    buckets.steps = 8
+    assert buckets.counts == {0: 1, 2: 1, 3: 1, 7: 2, "epoch 1 end": 1}
+    assert buckets.epoch_ends == {7} and buckets.first[2] == "loop.py:102"
+    assert module.unexpected(buckets, log_every=8, check_every=4, sentinel_every=200) == [2]
+    assert module.unexpected(buckets, log_every=8, check_every=1, sentinel_every=200) == []
