@@ -155,18 +155,18 @@ def test_gpu_sync_check_puts_syncs_in_step_buckets_and_names_unexpected_ones(ben
         message = UserWarning("called a synchronizing CUDA operation")
         log.append(warnings.WarningMessage(message, UserWarning, "loop.py", line))
 
-    for step in range(8):  # one epoch of 8 steps; step 2 syncs though it should not
+    for step in range(7):  # one epoch of 7 steps; step 2 syncs though it should not
         buckets.on_before_forward(SimpleNamespace(step=step))
-        if step in (0, 2, 3, 7):
+        if step in (0, 2, 3, 6):
             sync(100 + step)
         if step == 5:  # another warning is not a sync
             log.append(warnings.WarningMessage(UserWarning("other"), UserWarning, "x.py", 1))
     sync(200)  # the evaluation, before epoch_end: the last step's bucket
-    buckets.on_epoch_end(SimpleNamespace(step=8, epoch=1), None)
+    buckets.on_epoch_end(SimpleNamespace(step=7, epoch=1), None)
     sync(300)
     buckets._close("end")
-    buckets.steps = 8
-    assert buckets.counts == {0: 1, 2: 1, 3: 1, 7: 2, "epoch 1 end": 1}
-    assert buckets.epoch_ends == {7} and buckets.first[2] == "loop.py:102"
+    buckets.steps = 7
+    assert buckets.counts == {0: 1, 2: 1, 3: 1, 6: 2, "epoch 1 end": 1}
+    assert buckets.epoch_ends == {6} and buckets.first[2] == "loop.py:102"
     assert module.unexpected(buckets, log_every=8, check_every=4, sentinel_every=200) == [2]
     assert module.unexpected(buckets, log_every=8, check_every=1, sentinel_every=200) == []
