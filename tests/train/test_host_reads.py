@@ -84,8 +84,12 @@ class Buckets(Observer):
 
 
 def _train(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counter: HostReads, *extra: str
-) -> None:
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    counter: HostReads,
+    *extra: str,
+    quiet: bool = True,
+) -> Path:
     import gradsight.cli.train as cli_train
 
     real_fit = cli_train.fit
@@ -94,7 +98,8 @@ def _train(
         return real_fit(prepared, [Buckets(counter), *observers], *args, **kw)
 
     monkeypatch.setattr(cli_train, "fit", fit)
-    argv = ["train", "--data", "synthetic", "--epochs", "2", "--batch-size", "32", "--quiet"]
+    argv = ["train", "--data", "synthetic", "--epochs", "2", "--batch-size", "32"]
+    argv += ["--quiet"] if quiet else []  # else the live progress display is on
     err = io.StringIO()
     run = tmp_path / "run"
     code = main([*argv, "--out", str(run), *extra], stdout=io.StringIO(), stderr=err)
@@ -107,20 +112,25 @@ def _step_reads(counter: HostReads) -> dict[int, int]:
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "quiet"),
     [
-        (),
-        ("--lr-schedule", "onecycle", "--optimizer", "adam"),
-        ("--amp", "bf16", "--channels-last", "--clip-grad-norm", "1.0"),
+        ((), True),
+        ((), False),  # with the live progress display
+        (("--lr-schedule", "onecycle", "--optimizer", "adam"), True),
+        (("--amp", "bf16", "--channels-last", "--clip-grad-norm", "1.0"), True),
     ],
 )
 def test_accelerator_path_reads_only_at_log_and_check_steps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads, extra: tuple[str, ...]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    host_reads: HostReads,
+    extra: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
     log_every, check_every = 8, 4  # synthetic: 512 images, 16 steps an epoch
     _train(tmp_path, monkeypatch, host_reads, "--log-every", str(log_every),
-           "--nonfinite-check-every", str(check_every), *extra)  # fmt: skip
+           "--nonfinite-check-every", str(check_every), *extra, quiet=quiet)  # fmt: skip
     reads = _step_reads(host_reads)
     steps = range(32)
     allowed = {
