@@ -7,7 +7,8 @@ GPU (``.item()``, ``float()``, a copy to the CPU, ...). Each warning is put in t
 the step running (from its forward to the next one's), or of the epoch's end.
 
 Expected: syncs only at the first step (its graph, trace and NaN sentinel), at sentinel
-steps (every 200), at each 4th step (the NaN/Inf flag) and each 8th (the log line), and in
+steps (every 200), at each 4th step (the NaN/Inf flag), each 8th (the log line) and each
+100th (the monitor's update/weight ratios), and in
 the last step of each epoch (its metrics read, then the evaluation, which runs before the
 ``epoch_end`` event) and at epoch ends; every other step none. Exit code 1 otherwise,
 naming the steps and where the first unexpected sync came from.
@@ -78,22 +79,23 @@ class SyncBuckets(Observer):
         torch.cuda.set_sync_debug_mode("default")
 
 
-def expected(step: int, log_every: int, check_every: int, sentinel_every: int) -> bool:
-    """Whether ``step`` may sync: the first, a sentinel, a flag-read or a log step."""
-    sentinel = sentinel_every > 0 and step % sentinel_every == 0
+def expected(step: int, log_every: int, check_every: int, monitor: MonitorConfig) -> bool:
+    """Whether ``step`` may sync: the first, a sentinel, a flag-read, a log or an
+    update-ratio step (``monitor``: the sentinel and update intervals)."""
+    sentinel = monitor.sentinel_every > 0 and step % monitor.sentinel_every == 0
     read = ends_interval(step, check_every) or ends_interval(step, log_every)
-    return step == 0 or sentinel or read
+    return step == 0 or sentinel or read or ends_interval(step, monitor.update_every)
 
 
 def unexpected(
-    buckets: SyncBuckets, log_every: int, check_every: int, sentinel_every: int
+    buckets: SyncBuckets, log_every: int, check_every: int, monitor: MonitorConfig
 ) -> list[int]:
     """The steps that synced though none of the reasons in :func:`expected` applies and
     they are not the last of an epoch."""
     return [
         s for s in range(buckets.steps)
         if buckets.counts.get(s, 0) and s not in buckets.epoch_ends
-        and not expected(s, log_every, check_every, sentinel_every)
+        and not expected(s, log_every, check_every, monitor)
     ]  # fmt: skip
 
 
@@ -124,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         print(f"gpu_sync_check: gradsight train exited {code}:\n{err.getvalue()}")
         return 1
-    sentinel = MonitorConfig().sentinel_every
-    bad = unexpected(buckets, args.log_every, args.check_every, sentinel)
+    bad = unexpected(buckets, args.log_every, args.check_every, MonitorConfig())
     synced = sorted(k for k in buckets.counts if isinstance(k, int))
     print(
         f"host syncs per step: gradsight {' '.join(train)} on "

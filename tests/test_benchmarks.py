@@ -16,6 +16,7 @@ import pytest
 
 from gradsight.data import load_dataset
 from gradsight.data.mnist import MNIST_FILES
+from gradsight.health.config import MonitorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -168,5 +169,7 @@ def test_gpu_sync_check_puts_syncs_in_step_buckets_and_names_unexpected_ones(ben
     buckets.steps = 7
     assert buckets.counts == {0: 1, 2: 1, 3: 1, 6: 2, "epoch 1 end": 1}
     assert buckets.epoch_ends == {6} and buckets.first[2] == "loop.py:102"
-    assert module.unexpected(buckets, log_every=8, check_every=4, sentinel_every=200) == [2]
-    assert module.unexpected(buckets, log_every=8, check_every=1, sentinel_every=200) == []
+    monitor = MonitorConfig()  # sentinels every 200 steps, update ratios every 100
+    assert module.unexpected(buckets, log_every=8, check_every=4, monitor=monitor) == [2]
+    assert module.unexpected(buckets, log_every=8, check_every=1, monitor=monitor) == []
+    assert module.unexpected(buckets, 8, 4, MonitorConfig(update_every=3)) == []  # step 2

@@ -25,7 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import gradsight.autograd.tensors as tensors
 from gradsight.cli import main
-from gradsight.health.config import ends_interval
+from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.train.events import Observer, TrainState
 from gradsight.train.runfiles import read_metrics
 
@@ -167,3 +167,23 @@ def test_clipped_steps_are_counted_alike_when_read_later(
     ]
     summary = json.loads((run / "summary.json").read_text())
     assert logged == [8, 16, 24, 32] and summary["clipped_steps"] == 32  # every step clipped
+
+
+def test_a_long_run_reads_only_at_its_intervals_update_ratios_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads
+) -> None:
+    monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
+    log_every, check_every = 9, 3  # 128 steps; neither ends at step 99 (the update ratios)
+    _train(tmp_path, monkeypatch, host_reads, "--log-every", str(log_every),
+           "--nonfinite-check-every", str(check_every), "--batch-size", "4",
+           "--epochs", "1")  # fmt: skip
+    reads = _step_reads(host_reads)
+    update_every = MonitorConfig().update_every
+    allowed = {
+        s for s in range(128)
+        if s == 0 or ends_interval(s, check_every) or ends_interval(s, log_every)
+        or ends_interval(s, update_every) or s == 127  # the epoch's last: metrics, evaluation
+    }  # fmt: skip
+    assert {s for s in range(128) if reads.get(s, 0)} <= allowed, reads
+    assert reads.get(update_every - 1, 0) > 0  # the update ratios' own read
+    assert sum(1 for s in range(128) if s not in reads) > 75
