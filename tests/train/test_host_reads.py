@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import gradsight.autograd.tensors as tensors
+from gradsight import watch
 from gradsight.cli import main
 from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.train.events import Observer, TrainState
@@ -187,3 +189,47 @@ def test_a_long_run_reads_only_at_its_intervals_update_ratios_included(
     assert {s for s in range(128) if reads.get(s, 0)} <= allowed, reads
     assert reads.get(update_every - 1, 0) > 0  # the update ratios' own read
     assert sum(1 for s in range(128) if s not in reads) > 75
+
+
+class TinyAttention(nn.Module):
+    """Token embedding, one self-attention layer, a head; the output is a dict."""
+
+    def __init__(self, vocab: int = 11, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.attn = nn.MultiheadAttention(dim, num_heads=2, batch_first=True)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.embed(tokens)
+        x = x + self.attn(x, x, x, need_weights=False)[0]
+        return {"logits": self.head(x), "hidden": x}
+
+
+def _lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = model(batch["tokens"])["logits"]
+    return nn.functional.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
+
+
+def test_watch_in_your_own_loop_reads_only_at_check_and_log_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads
+) -> None:
+    monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
+    torch.manual_seed(0)
+    model = TinyAttention()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    tokens = torch.randint(0, 11, (4, 6))
+    batch = {"tokens": tokens, "targets": tokens.roll(1, dims=1)}
+    with watch(model, _lm_loss, tmp_path / "run", check_every=4, log_every=8) as run:
+        for step in range(24):  # the user's loop reads nothing itself
+            host_reads.bucket = step
+            optimizer.zero_grad()
+            _lm_loss(model, batch).backward()
+            if not run.check(step, batch):
+                optimizer.step()
+        host_reads.bucket = "close"
+    reads = _step_reads(host_reads)
+    allowed = {s for s in range(24) if s == 0 or ends_interval(s, 4) or ends_interval(s, 8)}
+    assert {s for s in range(24) if reads.get(s, 0)} <= allowed, reads
+    assert all(reads.get(s, 0) > 0 for s in (3, 7, 11)), reads  # the flag, read every 4
+    assert len([s for s in range(24) if s not in reads]) == 17
