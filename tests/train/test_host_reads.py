@@ -24,12 +24,15 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import gradsight
 import gradsight.autograd.tensors as tensors
 from gradsight import watch
 from gradsight.cli import main
 from gradsight.health.config import MonitorConfig, ends_interval
 from gradsight.train.events import Observer, TrainState
 from gradsight.train.runfiles import read_metrics
+
+GRADSIGHT = str(Path(gradsight.__file__).parent).replace("\\", "/") + "/"
 
 
 class HostReads(TorchDispatchMode):
@@ -39,13 +42,19 @@ class HostReads(TorchDispatchMode):
         super().__init__()
         self.bucket: int | str = "setup"
         self.reads: Counter[int | str] = Counter()
+        self.gradsight_only = False  # count only reads gradsight's own code makes
 
     def count(self) -> None:
-        frame = sys._getframe(1)
-        while frame is not None:
-            if "torch/optim/" in frame.f_code.co_filename.replace("\\", "/"):
+        frame, caller = sys._getframe(1), None  # caller: the code that read, outside torch
+        while frame is not None and caller is None:
+            where = frame.f_code.co_filename.replace("\\", "/")
+            if "torch/optim/" in where:
                 return  # the optimizer's own bookkeeping (see the module's docstring)
+            if "/torch/" not in where and where != __file__:
+                caller = where
             frame = frame.f_back  # type: ignore[assignment]
+        if self.gradsight_only and (caller is None or not caller.startswith(GRADSIGHT)):
+            return  # a framework's own read (Lightning's logging), or the user's
         self.reads[self.bucket] += 1
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -228,6 +237,53 @@ def test_watch_in_your_own_loop_reads_only_at_check_and_log_steps(
             if not run.check(step, batch):
                 optimizer.step()
         host_reads.bucket = "close"
+    reads = _step_reads(host_reads)
+    allowed = {s for s in range(24) if s == 0 or ends_interval(s, 4) or ends_interval(s, 8)}
+    assert {s for s in range(24) if reads.get(s, 0)} <= allowed, reads
+    assert all(reads.get(s, 0) > 0 for s in (3, 7, 11)), reads  # the flag, read every 4
+    assert len([s for s in range(24) if s not in reads]) == 17
+
+
+@pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)`:FutureWarning")
+def test_the_lightning_callback_reads_only_at_check_and_log_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host_reads: HostReads
+) -> None:
+    pl = pytest.importorskip("lightning.pytorch")
+    from gradsight.integrations.lightning import GradsightCallback
+
+    class Tagger(pl.LightningModule):  # a GRU over token sequences, one tag per token
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(7, 8)
+            self.gru = nn.GRU(8, 8, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            tokens, tags = batch
+            logits = self.head(self.gru(self.embed(tokens))[0])
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), tags.flatten())
+            self.log("train_loss", loss)  # Lightning's own reads: not counted
+            return loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Buckets(pl.Callback):
+        def on_train_batch_start(self, trainer: Any, *args: Any) -> None:
+            host_reads.bucket = trainer.global_step
+
+    monkeypatch.setattr(tensors, "read_is_free", lambda device: False)
+    host_reads.gradsight_only = True
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 7, (96, 5))
+    data = torch.utils.data.TensorDataset(tokens, tokens % 3)
+    callback = GradsightCallback(tmp_path / "run", check_every=4, log_every=8)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_epochs=2, callbacks=[Buckets(), callback],
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(Tagger(), torch.utils.data.DataLoader(data, batch_size=8))  # 24 steps
     reads = _step_reads(host_reads)
     allowed = {s for s in range(24) if s == 0 or ends_interval(s, 4) or ends_interval(s, 8)}
     assert {s for s in range(24) if reads.get(s, 0)} <= allowed, reads
