@@ -6,7 +6,10 @@ No GPU here: the accelerator path is run on the CPU by replacing the one predica
 chooses it (``gradsight.autograd.tensors.read_is_free``), and every read a GPU would sync on
 is counted: ``item()``/``float()``/``int()``/``bool()`` (``aten._local_scalar_dense``),
 ``tolist()``, ``cpu()`` and ``numpy()``. Not counted: reads made inside ``torch.optim``
-(Adam reads its step counter, a CPU tensor even when the parameters are on a GPU).
+(Adam reads its step counter, a CPU tensor even when the parameters are on a GPU), and
+under Lightning the framework's own (only reads whose reader, the innermost frame outside
+torch, is gradsight's code). Also for ``watch()`` in a user's loop and the Lightning
+callback, on models written here (attention with a dict output, a GRU tagger).
 """
 
 from __future__ import annotations
