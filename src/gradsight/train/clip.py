@@ -32,11 +32,10 @@ def clip_gradients(
     >>> clip_gradients([w], 1.0), round(float(w.grad.norm()), 4)
     ((6.0, True), 1.0)
     """
-    params = [p for p in parameters if p.grad is not None]
-    if not params:
+    found = _with_total(parameters, total)
+    if found is None:
         return 0.0, True
-    if total is None:
-        total = torch.nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
+    params, total = found
     value = float(total)
     if not math.isfinite(value):
         return value, False
@@ -62,10 +61,22 @@ def clip_without_sync(
     >>> bool(clip_without_sync([w], 1.0)), round(float(w.grad.norm()), 4)
     (True, 1.0)
     """
+    found = _with_total(parameters, total)
+    if found is None:
+        return None
+    params, total = found
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total > max_norm
+
+
+def _with_total(
+    parameters: Iterable[Tensor], total: Tensor | None
+) -> tuple[list[Tensor], Tensor] | None:
+    """The parameters holding a ``.grad`` and their total norm (``total`` when given, else
+    computed on their device); None when none holds one."""
     params = [p for p in parameters if p.grad is not None]
     if not params:
         return None
     if total is None:
         total = torch.nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
-    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-    return total > max_norm
+    return params, total
