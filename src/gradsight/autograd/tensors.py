@@ -68,6 +68,8 @@ def read_scalars(values: Sequence[torch.Tensor | float]) -> list[float]:
     [1.0, 2.5, 3.0]
     """
     tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:  # numbers only (the CPU's per-step values): nothing to transfer
+        return [float(v) for v in values]
     wide = [t.to(tensors[-1].device, torch.float64) for t in tensors]  # dtypes may differ
-    read = iter(torch.stack(wide).tolist() if wide else [])
+    read = iter(torch.stack(wide).tolist())
     return [next(read) if isinstance(v, torch.Tensor) else float(v) for v in values]

@@ -243,10 +243,7 @@ class GradMonitor(Observer):
 
     def _read_unread(self) -> list[float]:
         """The totals not read yet, as numbers: the device ones synced in one transfer."""
-        totals = [t for _, _, t in self._unread]
-        if len(totals) == 1 and not isinstance(totals[0], Tensor):
-            return totals  # type: ignore[return-value]  # the CPU: read at once, every step
-        return tensors.read_scalars(totals)
+        return tensors.read_scalars([t for _, _, t in self._unread])
 
     def _check_read(
         self,
